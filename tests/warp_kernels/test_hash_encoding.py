@@ -35,13 +35,14 @@ def test_layout_counts_and_offsets_by_hand():
     assert lay.level_sizes.tolist() == [256, 576, 1024, 1024]
     assert lay.offsets.tolist() == [0, 256, 832, 1856, 2880]
     assert lay.n_params == 2880 * 2
-    # 3D: res 5 -> 125 entries rounded up to 128 (multiple of 8); res 9 -> 729 -> 736; res 17 -> 4913 > 2^12: hashed
+    # 3D: s = 4, 9, 19 -> res 5 -> 125 entries rounded up to 128 (multiple of 8); res 10 -> 1000; res 20 -> 8000 > 2^12
     lay3 = HashGridLayout(n_dims=3, n_levels=3, n_features_per_level=4, log2_hashmap_size=12,
                           base_resolution=5, per_level_scale=2.0)
-    assert lay3.resolutions.tolist() == [5, 9, 17]
-    assert lay3.level_sizes.tolist() == [128, 736, 4096]
-    assert lay3.offsets.tolist() == [0, 128, 864, 4960]
-    assert lay3.n_params == 4960 * 4
+    assert lay3.resolutions.tolist() == [5, 10, 20]
+    assert lay3.hashed.tolist() == [False, False, True]
+    assert lay3.level_sizes.tolist() == [128, 1000, 4096]
+    assert lay3.offsets.tolist() == [0, 128, 1128, 5224]
+    assert lay3.n_params == 5224 * 4
     assert lay3.n_output_dims == 12
 
 
