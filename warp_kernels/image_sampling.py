@@ -1,0 +1,168 @@
+"""Image lookups for the image primitive: stratified sample positions, bilinear texture fetches, pixel grids.
+
+Images stay in their stored dtype (uint8, float16 or float32, ``[H, W, C]`` row-major); a lookup converts only
+the fetched texels to float32 (uint8 through a 256-entry table, e.g. sRGB -> linear). The training batch
+therefore never materialises the whole image as float32, whatever its size.
+
+Coordinates: ``x`` runs right over the width, ``y`` down over the height, both in ``[0, 1]``; pixel ``(i, j)``
+(column, row) has its centre at ``((i + 0.5) / W, (j + 0.5) / H)``. Lookups clamp to the edge.
+"""
+
+
+import functools
+
+import numpy as np
+import warp as wp
+
+from ._common import KernelArgumentError, check_array, common_device
+from .parallel import launch_split
+
+__all__ = [
+    "srgb_to_linear_lut",
+    "generate_stratified_positions",
+    "generate_pixel_centres",
+    "sample_image_bilinear",
+]
+
+
+def srgb_to_linear_lut(srgb: bool) -> np.ndarray:
+    """float32 ``[256]`` table mapping a uint8 code to a linear value (sRGB EOTF, or ``v / 255``)."""
+    v = np.arange(256, dtype=np.float64) / 255.0
+    if srgb:
+        v = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    return v.astype(np.float32)
+
+
+@wp.kernel(enable_backward=False)
+def _stratified_kernel(
+    offset: int, seed: int, n: int, m: int, out: wp.array2d(dtype=wp.float32)
+):
+    i = wp.tid() + offset
+    state = wp.rand_init(seed, i)
+    u = wp.randf(state)
+    v = wp.randf(state)
+    if i < m * m:
+        # stratum (i % m, i // m) of an m x m grid, jittered inside
+        out[i, 0] = (float(i % m) + u) / float(m)
+        out[i, 1] = (float(i / m) + v) / float(m)
+    else:
+        out[i, 0] = u
+        out[i, 1] = v
+
+
+def generate_stratified_positions(n: int, seed: int, *, device=None, out: wp.array | None = None) -> wp.array:
+    """``n`` points in ``[0, 1)^2``: one per cell of the largest ``m x m`` grid with ``m*m <= n``, uniform after.
+
+    Args:
+        n: number of points.
+        seed: RNG seed (use a new one each step).
+        device: device when ``out`` is not given.
+        out: optional float32 ``[n, 2]`` output.
+
+    Returns:
+        float32 ``[n, 2]``.
+    """
+    device = common_device([out], device)
+    if out is None:
+        out = wp.empty((n, 2), dtype=wp.float32, device=device)
+    check_array(out, "out", dtype=wp.float32, shape=(n, 2), device=device)
+    m = int(np.floor(np.sqrt(n)))
+    launch_split(_stratified_kernel, n, [int(seed) & 0x7FFFFFFF, n, m, out], device)
+    return out
+
+
+@wp.kernel(enable_backward=False)
+def _pixel_centres_kernel(
+    offset: int, start: int, width: int, height: int, out: wp.array2d(dtype=wp.float32)
+):
+    k = wp.tid() + offset
+    p = start + k
+    out[k, 0] = (float(p % width) + 0.5) / float(width)
+    out[k, 1] = (float(p / width) + 0.5) / float(height)
+
+
+def generate_pixel_centres(
+    width: int, height: int, start: int, count: int, *, device=None, out: wp.array | None = None
+) -> wp.array:
+    """Centres of pixels ``start .. start+count-1`` (row-major) of a ``width x height`` grid, float32 ``[count, 2]``."""
+    device = common_device([out], device)
+    if out is None:
+        out = wp.empty((count, 2), dtype=wp.float32, device=device)
+    check_array(out, "out", dtype=wp.float32, shape=(None, 2), device=device)
+    if out.shape[0] < count:
+        raise KernelArgumentError(f"out holds {out.shape[0]} rows, need {count}")
+    launch_split(_pixel_centres_kernel, count, [start, width, height, out], device)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _bilinear_kernel(dtype: type) -> wp.Kernel:
+    use_lut = 1 if dtype == wp.uint8 else 0
+
+    @wp.func
+    def fetch(img: wp.array3d(dtype=dtype), lut: wp.array(dtype=wp.float32), y: int, x: int, c: int):
+        if use_lut == 1:
+            return lut[int(img[y, x, c])]
+        return float(img[y, x, c])
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def bilinear(
+        offset: int,
+        img: wp.array3d(dtype=dtype),
+        lut: wp.array(dtype=wp.float32),
+        pos: wp.array2d(dtype=wp.float32),
+        out: wp.array2d(dtype=wp.float32),
+    ):
+        i = wp.tid() + offset
+        h = img.shape[0]
+        w = img.shape[1]
+        px = wp.clamp(pos[i, 0] * float(w) - 0.5, 0.0, float(w - 1))
+        py = wp.clamp(pos[i, 1] * float(h) - 0.5, 0.0, float(h - 1))
+        x0 = wp.min(int(px), w - 1)
+        y0 = wp.min(int(py), h - 1)
+        x1 = wp.min(x0 + 1, w - 1)
+        y1 = wp.min(y0 + 1, h - 1)
+        fx = px - float(x0)
+        fy = py - float(y0)
+        for c in range(out.shape[1]):
+            a = fetch(img, lut, y0, x0, c) * (1.0 - fx) + fetch(img, lut, y0, x1, c) * fx
+            b = fetch(img, lut, y1, x0, c) * (1.0 - fx) + fetch(img, lut, y1, x1, c) * fx
+            out[i, c] = a * (1.0 - fy) + b * fy
+
+    return bilinear
+
+
+def sample_image_bilinear(
+    image: wp.array,
+    positions: wp.array,
+    *,
+    lut: wp.array | None = None,
+    out: wp.array | None = None,
+) -> wp.array:
+    """Bilinearly interpolated texels at ``positions``, converted to float32.
+
+    Args:
+        image: ``[H, W, C]`` uint8, float16 or float32.
+        positions: float32 ``[N, 2]`` in ``[0, 1]`` (x right, y down).
+        lut: float32 ``[256]`` code -> value table, required for uint8 images (see :func:`srgb_to_linear_lut`).
+        out: optional float32 ``[N, C]``.
+
+    Returns:
+        float32 ``[N, C]``.
+    """
+    device = common_device([image, positions, lut, out])
+    if image.dtype not in (wp.uint8, wp.float16, wp.float32) or image.ndim != 3:
+        raise KernelArgumentError(f"image must be [H, W, C] uint8/float16/float32, got {image.dtype} {image.shape}")
+    check_array(positions, "positions", dtype=wp.float32, shape=(None, 2), device=device)
+    n, c = positions.shape[0], image.shape[2]
+    if image.dtype == wp.uint8:
+        if lut is None:
+            raise KernelArgumentError("uint8 images need a 256-entry lut (srgb_to_linear_lut)")
+        check_array(lut, "lut", dtype=wp.float32, shape=(256,), device=device)
+    elif lut is None:
+        lut = wp.zeros(1, dtype=wp.float32, device=device)
+    if out is None:
+        out = wp.empty((n, c), dtype=wp.float32, device=device)
+    check_array(out, "out", dtype=wp.float32, shape=(n, c), device=device)
+    launch_split(_bilinear_kernel(image.dtype), n, [image, lut, positions, out], device)
+    return out
