@@ -59,7 +59,7 @@ def check_array(
     if dtype is not None and a.dtype != dtype:
         raise KernelArgumentError(f"{name} must have dtype {dtype.__name__}, got {a.dtype.__name__}")
     if shape is not None:
-        if len(a.shape) != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape)):
+        if len(a.shape) != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape, strict=True)):
             raise KernelArgumentError(f"{name} must have shape {shape} (None = any), got {a.shape}")
     if device is not None and a.device != device:
         raise DeviceMismatchError(f"{name} is on {a.device} but the launch runs on {device}")

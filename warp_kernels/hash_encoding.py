@@ -163,19 +163,22 @@ def _smoothstep_derivative(f: float) -> float:
 def _grid_index(
     g0: wp.uint32, g1: wp.uint32, g2: wp.uint32, res: wp.uint32, hashed: int, size: wp.uint32, n_dims: int
 ) -> wp.uint32:
-    idx = wp.uint32(0)
+    # hashed levels always hold exactly T = 2^k entries, so the modulo is a mask there; dense indices only
+    # exceed the level size for the +1 corner on the upper boundary, where tcnn's modulo wraps them
     if hashed != 0:
         idx = g0 ^ (g1 * _PRIME1)
         if n_dims == 3:
             idx = idx ^ (g2 * _PRIME2)
-    else:
-        idx = g0 + res * g1
-        if n_dims == 3:
-            idx = idx + res * res * g2
-    return idx % size
+        return idx & (size - wp.uint32(1))
+    idx = g0 + res * g1
+    if n_dims == 3:
+        idx = idx + res * res * g2
+    if idx >= size:
+        idx = idx % size
+    return idx
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Kernel]:
     """Build the forward / table-backward / input-backward kernels for one configuration."""
     D = n_dims
@@ -214,7 +217,7 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
 
     @wp.func
     def corner_weight(w: wp.vec3, c: int):
-        wt = float(1.0)
+        wt = 1.0
         for d in range(D):
             if (c >> d) & 1 == 1:
                 wt = wt * w[d]
@@ -269,7 +272,7 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
         level = t // n_points
         i = t - level * n_points
         go = vecF()
-        nonzero = int(0)
+        nonzero = 0
         for f in range(F):
             go[f] = grad_out[i, level * F + f]
             if go[f] != 0.0:
@@ -311,7 +314,7 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
             base = level_offsets[level]
             for c in range(C):
                 e = (base + int(corner_index(g, c, res, hashed, size))) * F
-                dot = float(0.0)
+                dot = 0.0
                 for f in range(F):
                     dot = dot + grad_out[i, level * F + f] * params[e + f]
                 for d in range(D):

@@ -95,7 +95,7 @@ def generate_pixel_centres(
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bilinear_kernel(dtype: type) -> wp.Kernel:
     use_lut = 1 if dtype == wp.uint8 else 0
 

@@ -181,7 +181,7 @@ def test_split_launches_match_single_thread(device, monkeypatch):
         hash_encode_backward(lay, x, go, gp)
         results.append((hash_encode(lay, x, p).numpy(), gp.numpy(), hash_encode_input_grad(lay, x, p, go).numpy()))
     for r in results[1:]:
-        for a, b in zip(results[0], r):
+        for a, b in zip(results[0], r, strict=True):
             np.testing.assert_array_equal(a, b)
 
 
