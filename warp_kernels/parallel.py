@@ -82,6 +82,8 @@ def launch_split(
         return
     if pieces is None:
         pieces = split_range(n, threads)
+    # load (compile on first use) before fanning out, so worker threads never race to build the same module
+    kernel.module.load(device)
     if len(pieces) == 1:
         start, count = pieces[0]
         wp.launch(kernel, dim=count, inputs=[start, *inputs], device=device)
