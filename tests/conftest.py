@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import warp as wp
 
-wp.config.quiet = True
+wp.config.log_level = wp.LOG_ERROR
 wp.init()
 
 SHARED_DATA = Path(os.environ.get("NGP_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

@@ -1,0 +1,175 @@
+"""The ``ngp`` command line: thin argument parsing around :class:`~ngp_sdk.session.Session`.
+
+Every user error (bad path, corrupt snapshot, unknown config key) prints one ``error: ...`` line on stderr and
+exits with status 2; Ctrl-C during training stops cleanly and still writes the snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USER_ERROR = 2
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of ``ngp``."""
+    p = argparse.ArgumentParser(prog="ngp", description="Instant neural graphics primitives on CPU and GPU (Warp).")
+    p.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0 (default: Warp's current)")
+    p.add_argument("--verbose", action="store_true", help="show Warp's initialisation and kernel-build messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    image = sub.add_parser("image", help="gigapixel-image primitive").add_subparsers(dest="action", required=True)
+    tr = image.add_parser("train", help="fit an image (PNG/JPEG/EXR)")
+    tr.add_argument("image", help="image file")
+    budget = tr.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=_positive_int, help="training steps")
+    budget.add_argument("--seconds", type=_positive_float, help="training time budget in seconds")
+    tr.add_argument("--out", default=None, help="snapshot to write (.ingp or .msgpack)")
+    tr.add_argument("--config", default=None, help="tcnn/instant-ngp JSON config (default: the built-in base)")
+    tr.add_argument("--preview", default=None, help="write a rendering at the image's size (PNG/JPEG/EXR)")
+    tr.add_argument("--save-optimizer", action="store_true", help="also store Adam moments in the snapshot")
+    tr.add_argument("--json", action="store_true", help="print a final JSON line with steps, seconds, loss, psnr")
+    tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    rd = image.add_parser("render", help="render a trained image snapshot at any resolution")
+    rd.add_argument("snapshot")
+    rd.add_argument("--width", type=_positive_int, default=None)
+    rd.add_argument("--height", type=_positive_int, default=None)
+    rd.add_argument("--out", required=True, help="output image (PNG/JPEG/EXR)")
+
+    demo = sub.add_parser("demo", help="the main job on built-in data: fit a photo, report PSNR, write a preview")
+    demo.add_argument("--seconds", type=_positive_float, default=20.0)
+    demo.add_argument("--out-dir", default="ngp-demo", help="folder for the snapshot and preview")
+    demo.add_argument("--json", action="store_true")
+    return p
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(result, sort_keys=True), flush=True)
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def _train_and_report(session, args, *, steps, seconds, out, preview, save_optimizer=False) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    r = session.train(steps=steps, seconds=seconds, progress=not getattr(args, "no_progress", False))
+    metrics = session.evaluate()
+    result: dict[str, Any] = {
+        "steps": session.step_count,
+        "seconds": round(r.seconds, 3),
+        "loss": r.loss,
+        "psnr": round(metrics["psnr"], 3),
+        "samples_per_second": round(r.samples_per_second),
+        "interrupted": r.interrupted,
+    }
+    if out:
+        result["snapshot"] = str(session.save(out, include_optimizer=save_optimizer))
+    if preview:
+        from .data.images import save_image
+
+        result["preview"] = str(save_image(preview, session.render()))
+    result["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _cmd_image_train(args: argparse.Namespace) -> int:
+    from .session import Session
+
+    session = Session.image(args.image, config=args.config, device=args.device)
+    result = _train_and_report(session, args, steps=args.steps, seconds=args.seconds, out=args.out,
+                               preview=args.preview, save_optimizer=args.save_optimizer)
+    _emit(args, result)
+    return 130 if result["interrupted"] else 0
+
+
+def _cmd_image_render(args: argparse.Namespace) -> int:
+    from .data.images import save_image
+    from .errors import SnapshotError
+    from .session import Session
+
+    session = Session.load(args.snapshot, device=args.device)
+    if session.primitive != "image":
+        raise SnapshotError(f"{args.snapshot} holds a {session.primitive!r} snapshot; use `ngp render`")
+    t0 = time.perf_counter()
+    img = session.render(width=args.width, height=args.height)
+    path = save_image(args.out, img)
+    print(f"wrote {path} ({img.shape[1]}x{img.shape[0]}) in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _demo_image():
+    """The demo photo: scikit-image's bundled 'astronaut' (no download), as uint8 sRGB."""
+    from .data.images import ImageData
+
+    try:
+        from skimage import data as skdata
+    except ImportError:
+        from .errors import DataError
+
+        raise DataError("the demo needs scikit-image for its bundled photo: pip install 'ngp-sdk[demo]'") from None
+    return ImageData(pixels=skdata.astronaut()[:, :, :3].copy(), srgb=True, name="skimage:astronaut")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .session import Session
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    session = Session.image(_demo_image(), device=args.device)
+    print(f"ngp demo: fitting a 512x512 photo for {args.seconds:g} s on {session.task.device} ...", file=sys.stderr)
+    result = _train_and_report(session, args, steps=None, seconds=args.seconds, out=out_dir / "demo.ingp",
+                               preview=out_dir / "demo.png")
+    _emit(args, result)
+    return 130 if result["interrupted"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ngp`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    import warp as wp
+
+    if not args.verbose:
+        wp.config.log_level = wp.LOG_ERROR  # no init banner / module-load lines on the user's terminal
+    from .errors import NgpError
+
+    handlers = {("image", "train"): _cmd_image_train, ("image", "render"): _cmd_image_render,
+                ("demo", None): _cmd_demo}
+    try:
+        return handlers[(args.command, getattr(args, "action", None))](args)
+    except NgpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (ValueError, RuntimeError) as e:  # e.g. an unknown Warp device
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The headless :class:`Session`: owns one task, drives training, renders, evaluates and snapshots.
+
+A Session is a coordinator: everything primitive-specific lives in the task it owns (looked up by name in
+:data:`ngp_sdk.tasks.TASKS`), so the Session never switches on a mode. ``step`` and ``render`` take one lock,
+so a render never sees half an update.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ImageConfig, load_config_file
+from .data.images import ImageData, load_image
+from .errors import ConfigError, SnapshotError
+from .snapshot import read_snapshot, write_snapshot
+from .tasks import TASKS, ImageTask, Task
+
+__all__ = ["Session", "TrainResult"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of one :meth:`Session.train` call.
+
+    Attributes:
+        steps: optimisation steps taken in this call.
+        seconds: wall-clock seconds spent in training steps.
+        loss: mean loss of the last step.
+        samples_per_second: training samples per second over the call.
+        interrupted: True when stopped by Ctrl-C (the session stays usable and can be saved).
+    """
+
+    steps: int
+    seconds: float
+    loss: float
+    samples_per_second: float
+    interrupted: bool = False
+
+
+def _image_config(config: ImageConfig | dict | str | os.PathLike | None) -> ImageConfig:
+    if config is None:
+        return ImageConfig()
+    if isinstance(config, ImageConfig):
+        return config
+    if isinstance(config, dict):
+        return ImageConfig.from_dict(config)
+    if isinstance(config, (str, os.PathLike)):
+        return ImageConfig.from_dict(load_config_file(config))
+    raise ConfigError(f"config must be an ImageConfig, a dict or a JSON path, got {type(config).__name__}")
+
+
+class Session:
+    """Own one task and drive it.
+
+    Args:
+        task: a task implementing :class:`~ngp_sdk.tasks.Task`.
+    """
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.metrics: dict[str, float] = {}
+        self._lock = threading.RLock()
+        self._train_seconds = 0.0
+
+    # -- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def image(
+        cls,
+        image: str | os.PathLike | ImageData | np.ndarray,
+        *,
+        config: ImageConfig | dict | str | os.PathLike | None = None,
+        device: Any = None,
+    ) -> Session:
+        """A session that fits an image (path, :class:`ImageData` or an ``[H, W, 3]`` uint8/float array)."""
+        if isinstance(image, np.ndarray):
+            data = ImageData(pixels=np.ascontiguousarray(image), srgb=image.dtype == np.uint8)
+        elif isinstance(image, ImageData):
+            data = image
+        else:
+            data = load_image(image)
+        return cls(ImageTask(_image_config(config), data, device=device))
+
+    @property
+    def primitive(self) -> str:
+        return self.task.primitive
+
+    @property
+    def step_count(self) -> int:
+        return self.task.step_count
+
+    # -- training ------------------------------------------------------------------------------------------
+    def warmup(self) -> None:
+        """Compile/load the kernels of a training step (first use of a config takes seconds)."""
+        with self._lock:
+            self.task.warmup()
+
+    def step(self) -> dict[str, float]:
+        """One training step; returns its metrics."""
+        with self._lock:
+            m = self.task.step()
+        self.metrics.update(m)
+        return m
+
+    def train(
+        self,
+        steps: int | None = None,
+        seconds: float | None = None,
+        *,
+        callback: Callable[[Session, dict[str, float]], bool | None] | None = None,
+        progress: bool = False,
+    ) -> TrainResult:
+        """Train until ``steps`` steps or ``seconds`` of training have passed (whichever comes first).
+
+        Kernels are compiled before the clock starts (:meth:`warmup`). Ctrl-C stops the loop cleanly and
+        returns with ``interrupted=True``, so the caller can still save a snapshot.
+
+        Args:
+            steps: number of steps; None = unbounded (then ``seconds`` is required).
+            seconds: training-time budget in seconds.
+            callback: called after every step with ``(session, metrics)``; returning False stops training.
+            progress: show a tqdm progress bar on stderr.
+        """
+        if steps is None and seconds is None:
+            raise ConfigError("train() needs steps or seconds")
+        if steps is not None and steps < 0 or seconds is not None and not seconds >= 0:
+            raise ConfigError("steps and seconds must be >= 0")
+        self.warmup()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps if steps is not None else round(seconds, 1),
+                       unit="step" if steps is not None else "s", dynamic_ncols=True, leave=False)
+        done, elapsed, loss, interrupted = 0, 0.0, math.nan, False
+        samples = getattr(self.task, "samples_per_step", 0)
+        try:
+            t0 = time.perf_counter()
+            step_time = 0.0
+            # with a time budget, stop before a step that would end past it (so seconds is never exceeded)
+            while (steps is None or done < steps) and (seconds is None or elapsed + step_time <= seconds):
+                m = self.step()
+                done += 1
+                loss = m.get("loss", math.nan)
+                now = time.perf_counter() - t0
+                step_time = now - elapsed
+                if bar is not None:
+                    bar.update(1 if steps is not None else round(now - elapsed, 3))
+                    bar.set_postfix(loss=f"{loss:.3g}", step=self.step_count, refresh=False)
+                elapsed = now
+                if callback is not None and callback(self, m) is False:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            elapsed = time.perf_counter() - t0
+        finally:
+            if bar is not None:
+                bar.close()
+        self._train_seconds += elapsed
+        rate = samples * done / elapsed if elapsed > 0 else 0.0
+        self.metrics.update({"loss": loss, "samples_per_second": rate})
+        return TrainResult(steps=done, seconds=elapsed, loss=loss, samples_per_second=rate, interrupted=interrupted)
+
+    # -- inference -----------------------------------------------------------------------------------------
+    def render(self, **kwargs: Any) -> np.ndarray:
+        """Render with the task's inference parameters (EMA where configured); see the task for arguments."""
+        with self._lock:
+            return self.task.render(**kwargs)
+
+    def evaluate(self) -> dict[str, float]:
+        """Quality metrics (e.g. PSNR) of the task against its data."""
+        with self._lock:
+            m = self.task.evaluate()
+        self.metrics.update(m)
+        return m
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, include_optimizer: bool = False) -> Path:
+        """Write a snapshot (``.ingp`` = zlib msgpack, else msgpack) atomically."""
+        with self._lock:
+            payload = {
+                "primitive": self.task.primitive,
+                "config": self.task.config_dict(),
+                "step": self.task.step_count,
+                "metrics": {k: float(v) for k, v in self.metrics.items()},
+                "state": self.task.state_dict(include_optimizer=include_optimizer),
+            }
+        return write_snapshot(path, payload)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: Any = None, **task_kwargs: Any) -> Session:
+        """Restore a session from a snapshot (``task_kwargs`` go to the task, e.g. ``image=`` to keep training)."""
+        doc = read_snapshot(path)
+        primitive = doc.get("primitive")
+        if primitive not in TASKS:
+            raise SnapshotError(f"{path}: unknown primitive {primitive!r}; this SDK knows {', '.join(sorted(TASKS))}")
+        if not isinstance(doc.get("config"), dict) or not isinstance(doc.get("state"), dict):
+            raise SnapshotError(f"{path}: snapshot lacks its config or state")
+        try:
+            task = TASKS[primitive].from_state(doc["config"], doc["state"], device=device, **task_kwargs)
+        except ConfigError as e:
+            raise SnapshotError(f"{path}: invalid config in snapshot: {e}") from None
+        session = cls(task)
+        metrics = doc.get("metrics")
+        if isinstance(metrics, dict):
+            session.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+        return session
