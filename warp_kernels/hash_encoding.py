@@ -16,9 +16,10 @@ Semantics (tcnn ``GridEncodingTemplated``, grid type Hash):
 - the parameter buffer is flat: level ``l`` starts at entry ``offsets[l]``, entry ``e`` holds features
   ``params[e * F : (e + 1) * F]``. The output is row-major ``[N, n_levels * F]`` with level-major columns.
 
-Launches run over ``(level, point)`` with level as the slow index (``t = level * N + i``). On CPU they are split
-across cores by :func:`warp_kernels.parallel.launch_split`; the table backward is split by *level range* so each
-thread owns a disjoint slice of the table.
+On CUDA, launches run over ``(level, point)`` with level as the slow index (tcnn's layout). On CPU a thread
+encodes every level of one point (measured 1.3-2x faster on this 2-core machine than level-major threads: the
+point is read once and its output row written contiguously); forward launches are split across cores by point,
+the table backward by *level range* so each core owns a disjoint slice of the table.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import warp as wp
 
 from ._common import check_array, common_device
-from .parallel import launch_split, num_cpu_threads, split_range
+from .parallel import _pool, launch_split, num_cpu_threads
 
 __all__ = [
     "HashGridLayout",
@@ -180,7 +181,13 @@ def _grid_index(
 
 @functools.cache
 def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Kernel]:
-    """Build the forward / table-backward / input-backward kernels for one configuration."""
+    """Build the forward / table-backward / input-backward kernels for one configuration.
+
+    Thread ``t`` handles point ``i = t % N`` for the levels ``[l0, l1)`` with
+    ``l0 = level_begin + (t // N) * levels_per_thread`` and ``l1 = min(l0 + levels_per_thread, level_end)``:
+    on CUDA one level per thread, level-major (tcnn's layout); on CPU every level of a point in one thread
+    (measured 1.3-2x faster here: the point is loaded once and its output row is written contiguously).
+    """
     D = n_dims
     F = n_features
     C = 1 << D  # corners
@@ -189,7 +196,7 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
 
     @wp.func
     def cell(x: wp.array2d(dtype=wp.float32), i: int, scale: float):
-        # returns integer corner, interpolation weights (smoothstepped frac) and d(weight)/d(x)
+        # integer corner, interpolation weights (smoothstepped frac) and d(weight)/d(x)
         g = wp.vec3ui(wp.uint32(0))
         w = wp.vec3(0.0)
         dw = wp.vec3(0.0)
@@ -217,7 +224,7 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
 
     @wp.func
     def corner_weight(w: wp.vec3, c: int):
-        wt = 1.0
+        wt = float(1.0)
         for d in range(D):
             if (c >> d) & 1 == 1:
                 wt = wt * w[d]
@@ -236,24 +243,30 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
         level_hashed: wp.array(dtype=wp.int32),
         level_scales: wp.array(dtype=wp.float32),
         n_points: int,
+        level_begin: int,
+        level_end: int,
+        levels_per_thread: int,
         out: wp.array2d(dtype=wp.float32),
     ):
         t = wp.tid() + offset
-        level = t // n_points
-        i = t - level * n_points
-        g, w, dw = cell(x, i, level_scales[level])
-        res = level_res[level]
-        size = level_sizes[level]
-        hashed = level_hashed[level]
-        base = level_offsets[level]
-        acc = vecF()
-        for c in range(C):
-            e = (base + int(corner_index(g, c, res, hashed, size))) * F
-            wt = corner_weight(w, c)
+        block = t // n_points
+        i = t - block * n_points
+        l0 = level_begin + block * levels_per_thread
+        l1 = wp.min(l0 + levels_per_thread, level_end)
+        for level in range(l0, l1):
+            g, w, dw = cell(x, i, level_scales[level])
+            res = level_res[level]
+            size = level_sizes[level]
+            hashed = level_hashed[level]
+            base = level_offsets[level]
+            acc = vecF()
+            for c in range(C):
+                e = (base + int(corner_index(g, c, res, hashed, size))) * F
+                wt = corner_weight(w, c)
+                for f in range(F):
+                    acc[f] = acc[f] + wt * params[e + f]
             for f in range(F):
-                acc[f] = acc[f] + wt * params[e + f]
-        for f in range(F):
-            out[i, level * F + f] = acc[f]
+                out[i, level * F + f] = acc[f]
 
     @wp.kernel(enable_backward=False, module="unique")
     def backward_table(
@@ -266,29 +279,34 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
         level_hashed: wp.array(dtype=wp.int32),
         level_scales: wp.array(dtype=wp.float32),
         n_points: int,
+        level_begin: int,
+        level_end: int,
+        levels_per_thread: int,
         grad_params: wp.array(dtype=wp.float32),
     ):
         t = wp.tid() + offset
-        level = t // n_points
-        i = t - level * n_points
-        go = vecF()
-        nonzero = 0
-        for f in range(F):
-            go[f] = grad_out[i, level * F + f]
-            if go[f] != 0.0:
-                nonzero = 1
-        if nonzero == 0:
-            return
-        g, w, dw = cell(x, i, level_scales[level])
-        res = level_res[level]
-        size = level_sizes[level]
-        hashed = level_hashed[level]
-        base = level_offsets[level]
-        for c in range(C):
-            e = (base + int(corner_index(g, c, res, hashed, size))) * F
-            wt = corner_weight(w, c)
+        block = t // n_points
+        i = t - block * n_points
+        l0 = level_begin + block * levels_per_thread
+        l1 = wp.min(l0 + levels_per_thread, level_end)
+        for level in range(l0, l1):
+            go = vecF()
+            nonzero = int(0)
             for f in range(F):
-                wp.atomic_add(grad_params, e + f, wt * go[f])
+                go[f] = grad_out[i, level * F + f]
+                if go[f] != 0.0:
+                    nonzero = 1
+            if nonzero == 1:
+                g, w, dw = cell(x, i, level_scales[level])
+                res = level_res[level]
+                size = level_sizes[level]
+                hashed = level_hashed[level]
+                base = level_offsets[level]
+                for c in range(C):
+                    e = (base + int(corner_index(g, c, res, hashed, size))) * F
+                    wt = corner_weight(w, c)
+                    for f in range(F):
+                        wp.atomic_add(grad_params, e + f, wt * go[f])
 
     @wp.kernel(enable_backward=False, module="unique")
     def backward_input(
@@ -361,9 +379,41 @@ def _check_inputs(layout: HashGridLayout, positions: wp.array, params: wp.array 
     return positions.shape[0]
 
 
-def _level_pieces(n_levels: int, n_points: int, parts: int) -> list[tuple[int, int]]:
-    """Contiguous (start, count) launch pieces that never split a level (disjoint table slices)."""
-    return [(s * n_points, c * n_points) for s, c in split_range(n_levels, parts)]
+#: Relative cost of a level whose table exceeds this many entries (it no longer stays in cache).
+_CACHE_RESIDENT_ENTRIES = 1 << 16
+
+
+def _level_ranges(layout: HashGridLayout, parts: int) -> list[tuple[int, int]]:
+    """Split the levels into ``parts`` contiguous ranges of similar cost (large tables cost ~2.5x)."""
+    cost = np.where(layout.level_sizes > _CACHE_RESIDENT_ENTRIES, 2.5, 1.0)
+    total, bounds, acc = float(cost.sum()), [0], 0.0
+    for lv, c in enumerate(cost):
+        acc += c
+        if len(bounds) < parts and acc >= total * len(bounds) / parts and lv + 1 < layout.n_levels:
+            bounds.append(lv + 1)
+    bounds.append(layout.n_levels)
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _launch_levels(kernel: wp.Kernel, layout: HashGridLayout, n: int, head: list, tail: list, device,
+                   *, split_levels: bool) -> None:
+    """Launch a (level range, point) kernel: one level per thread on CUDA; on CPU all levels of a point per
+    thread, split across cores by point (``split_levels=False``) or by disjoint level ranges (True)."""
+    levels = _level_arrays(layout, device)
+    L = layout.n_levels
+    if device.is_cuda:
+        wp.launch(kernel, dim=n * L, inputs=[0, *head, *levels, n, 0, L, 1, *tail], device=device)
+    elif not split_levels:
+        launch_split(kernel, n, [*head, *levels, n, 0, L, L, *tail], device)
+    else:
+        ranges = _level_ranges(layout, num_cpu_threads())
+        kernel.module.load(device)
+        futures = [
+            _pool().submit(wp.launch, kernel, dim=n, inputs=[0, *head, *levels, n, a, b, b - a, *tail], device=device)
+            for a, b in ranges
+        ]
+        for f in futures:
+            f.result()
 
 
 def hash_encode(
@@ -393,7 +443,7 @@ def hash_encode(
     if n == 0:
         return out
     k = _kernels(layout.n_dims, layout.n_features_per_level, layout.interpolation == "Smoothstep")["forward"]
-    launch_split(k, n * layout.n_levels, [positions, params, *_level_arrays(layout, device), n, out], device)
+    _launch_levels(k, layout, n, [positions, params], [out], device, split_levels=False)
     return out
 
 
@@ -425,11 +475,7 @@ def hash_encode_backward(
     if n == 0:
         return grad_params
     k = _kernels(layout.n_dims, layout.n_features_per_level, layout.interpolation == "Smoothstep")["backward_table"]
-    pieces = None if device.is_cuda else _level_pieces(layout.n_levels, n, num_cpu_threads())
-    launch_split(
-        k, n * layout.n_levels, [positions, grad_output, *_level_arrays(layout, device), n, grad_params], device,
-        pieces=pieces,
-    )
+    _launch_levels(k, layout, n, [positions, grad_output], [grad_params], device, split_levels=True)
     return grad_params
 
 
