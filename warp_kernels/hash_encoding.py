@@ -32,7 +32,7 @@ import numpy as np
 import warp as wp
 
 from ._common import check_array, common_device
-from .parallel import _pool, launch_split, num_cpu_threads
+from .parallel import launch_split, num_cpu_threads, run_on_threads
 
 __all__ = [
     "HashGridLayout",
@@ -408,12 +408,10 @@ def _launch_levels(kernel: wp.Kernel, layout: HashGridLayout, n: int, head: list
     else:
         ranges = _level_ranges(layout, num_cpu_threads())
         kernel.module.load(device)
-        futures = [
-            _pool().submit(wp.launch, kernel, dim=n, inputs=[0, *head, *levels, n, a, b, b - a, *tail], device=device)
+        run_on_threads([
+            functools.partial(wp.launch, kernel, dim=n, inputs=[0, *head, *levels, n, a, b, b - a, *tail], device=device)
             for a, b in ranges
-        ]
-        for f in futures:
-            f.result()
+        ])
 
 
 def hash_encode(

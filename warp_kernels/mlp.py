@@ -25,6 +25,7 @@ end are summed with atomics: non-deterministic in the last bits on CUDA.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ import warp as wp
 
 from warp_kernels import mlp_tile
 from warp_kernels._common import DeviceMismatchError, KernelArgumentError, check_array, common_device, resolve_device
-from warp_kernels.parallel import _pool, num_cpu_threads, split_range
+from warp_kernels.parallel import num_cpu_threads, run_on_threads, split_range
 
 __all__ = [
     "ACTIVATIONS",
@@ -126,9 +127,7 @@ def _rows_split(fn, *arrays: np.ndarray) -> None:
     if threads == 1 or arrays[0].size < _MIN_SPLIT_VALUES:
         fn(*arrays)
         return
-    futures = [_pool().submit(fn, *(a[s : s + c] for a in arrays)) for s, c in split_range(n, threads)]
-    for f in futures:
-        f.result()
+    run_on_threads([functools.partial(fn, *(a[s : s + c] for a in arrays)) for s, c in split_range(n, threads)])
 
 
 def _relu_inplace(h: np.ndarray) -> None:

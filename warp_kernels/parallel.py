@@ -9,14 +9,15 @@ splitting by level, never by point). On CUDA devices, or for small launches, a s
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import warp as wp
 
-__all__ = ["num_cpu_threads", "split_range", "launch_split"]
+__all__ = ["num_cpu_threads", "split_range", "launch_split", "run_on_threads"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -57,6 +58,21 @@ def split_range(n: int, parts: int) -> list[tuple[int, int]]:
     return out
 
 
+def run_on_threads(calls: Sequence[Callable[[], object]]) -> None:
+    """Run ``calls`` concurrently on the CPU worker pool (the first on the calling thread) and wait for all.
+
+    Exceptions propagate. Use it for work that releases the GIL (Warp CPU launches, NumPy/BLAS calls).
+    """
+    if not calls:
+        return
+    futures = [_pool().submit(c) for c in calls[1:]]
+    try:
+        calls[0]()
+    finally:
+        for f in futures:
+            f.result()
+
+
 def launch_split(
     kernel: wp.Kernel,
     n: int,
@@ -88,9 +104,7 @@ def launch_split(
         start, count = pieces[0]
         wp.launch(kernel, dim=count, inputs=[start, *inputs], device=device)
         return
-    futures = [
-        _pool().submit(wp.launch, kernel, dim=count, inputs=[start, *inputs], device=device)
+    run_on_threads([
+        functools.partial(wp.launch, kernel, dim=count, inputs=[start, *inputs], device=device)
         for start, count in pieces
-    ]
-    for f in futures:
-        f.result()
+    ])
