@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from ngp_sdk.config import ImageConfig, OptimizerConfig, load_config_file, strip_json_comments
+from ngp_sdk.config import HashGridConfig, ImageConfig, OptimizerConfig, load_config_file, strip_json_comments
 from ngp_sdk.errors import ConfigError
 
 # instant-ngp's configs/image/base.json (comments included), with T = 2^19
@@ -34,7 +35,16 @@ def test_instant_ngp_image_config_loads(tmp_path):
     assert cfg.network.n_neurons == 64 and cfg.network.n_hidden_layers == 2
     assert cfg.optimizer.ema is None and cfg.optimizer.decay.decay_start == 20000
     assert cfg.optimizer.adam.epsilon == 1e-15 and cfg.loss.otype == "L2"
-    assert cfg == ImageConfig()  # the built-in default is exactly this file
+    # the built-in default is exactly this file except for the finer level growth (documented deviation)
+    assert cfg == dataclasses.replace(ImageConfig(), encoding=HashGridConfig())
+    assert ImageConfig().encoding.per_level_scale == 1.5
+
+
+def test_shipped_base_config_is_the_default():
+    from importlib.resources import files
+
+    path = files("ngp_sdk") / "configs" / "image" / "base.json"
+    assert ImageConfig.from_dict(load_config_file(str(path))) == ImageConfig()
 
 
 def test_round_trip_through_json():
