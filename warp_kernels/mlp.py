@@ -120,16 +120,6 @@ def _weights(layout: MlpLayout, flat: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-def _rows_split(fn, *arrays: np.ndarray) -> None:
-    """Run ``fn(*row_slices)`` over row blocks of equally long arrays on the shared CPU pool (NumPy frees the GIL)."""
-    n = arrays[0].shape[0]
-    threads = num_cpu_threads()
-    if threads == 1 or arrays[0].size < _MIN_SPLIT_VALUES:
-        fn(*arrays)
-        return
-    run_on_threads([functools.partial(fn, *(a[s : s + c] for a in arrays)) for s, c in split_range(n, threads)])
-
-
 def _relu_inplace(h: np.ndarray) -> None:
     np.maximum(h, np.float32(0.0), out=h)
 
@@ -229,9 +219,14 @@ class MlpWorkspace:
             s["grad"] = np.empty((2, rows, w), dtype=np.float32)
             s["mask"] = np.empty((rows, w), dtype=np.bool_)
             s["dz"] = np.empty((rows, self.layout.n_output), dtype=np.float32)
-            s["out_mask"] = np.empty((rows, self.layout.n_output), dtype=np.bool_)
-            s["dw"] = np.empty(max(o * i for o, i in self.layout.layer_shapes), dtype=np.float32)
         return s["grad"][0, :n], s["grad"][1, :n], s["mask"][:n], s["dz"][:n]
+
+    def _blas_partials(self, blocks: int) -> np.ndarray:
+        """Per-row-block weight-gradient buffers ``[blocks, n_params]`` (reused)."""
+        part = self._scratch.get("partials")
+        if part is None or part.shape[0] < blocks:
+            part = self._scratch["partials"] = np.empty((blocks, self.layout.n_params), dtype=np.float32)
+        return part
 
 
 def _resolve_backend(backend: str, device: wp.context.Device) -> str:
@@ -307,15 +302,20 @@ def mlp_forward(
 
 def _blas_forward(layout: MlpLayout, p: np.ndarray, x: np.ndarray, v: dict, keep: bool) -> None:
     weights = _weights(layout, p)
-    h = x
-    for k, w in enumerate(weights[:-1]):
-        out = v["hidden_np"][k if keep else k % 2]
-        np.matmul(h, w.T, out=out)
-        _rows_split(_relu_inplace, out)
-        h = out
-    y = v["y_np"]
-    np.matmul(h, weights[-1].T, out=y)
-    _activate_inplace(y, layout.output_activation)
+    act = layout.output_activation
+
+    def rows(s: int, e: int) -> None:
+        h = x[s:e]
+        for k, w in enumerate(weights[:-1]):
+            out = v["hidden_np"][k if keep else k % 2][s:e]
+            np.matmul(h, w.T, out=out)
+            _relu_inplace(out)
+            h = out
+        y = v["y_np"][s:e]
+        np.matmul(h, weights[-1].T, out=y)
+        _activate_inplace(y, act)
+
+    _run_row_blocks(rows, x.shape[0])
 
 
 def mlp_backward(
@@ -369,36 +369,73 @@ def _blas_backward(
     accumulate: bool,
 ) -> None:
     n = dy.shape[0]
-    weights, grads = _weights(layout, p), _weights(layout, grad)
+    weights = _weights(layout, p)
     inputs = [ws._x.numpy(), *v["hidden_np"][: layout.n_hidden_layers]]
     g_a, g_b, mask, dz = ws._blas_scratch(n)
     y, act = v["y_np"], layout.output_activation
-    if act == "none":
-        g = dy
+    blocks = _row_blocks(n)
+    partials = ws._blas_partials(len(blocks))  # [blocks, n_params]: per-block dL/dW, summed at the end
+
+    def rows(s: int, e: int, j: int) -> None:
+        pw = _weights(layout, partials[j])
+        if act == "none":
+            g = dy[s:e]
+        else:
+            g = dz[s:e]
+            if act == "sigmoid":  # dy * y * (1 - y)
+                np.subtract(np.float32(1.0), y[s:e], out=g)
+                g *= y[s:e]
+                g *= dy[s:e]
+            elif act == "exp":
+                np.multiply(dy[s:e], y[s:e], out=g)
+            else:
+                np.multiply(dy[s:e], y[s:e] > 0, out=g)
+        for k in range(len(weights) - 1, -1, -1):
+            np.matmul(g.T, inputs[k][s:e], out=pw[k])
+            if k > 0:
+                g_next = g_a[s:e] if not np.may_share_memory(g, g_a) else g_b[s:e]
+                np.matmul(g, weights[k], out=g_next)
+                _relu_grad_inplace(g_next, inputs[k][s:e], mask[s:e])
+                g = g_next
+            elif need_dx:
+                np.matmul(g, weights[0], out=v["dx_np"][s:e])
+
+    _run_row_blocks(rows, n, with_index=True)
+    total = partials[0] if len(blocks) == 1 else np.add.reduce(partials[: len(blocks)], axis=0)
+    if accumulate:
+        grad += total
     else:
-        g = dz
-        if act == "sigmoid":  # dy * y * (1 - y)
-            np.subtract(np.float32(1.0), y, out=g)
-            g *= y
-            g *= dy
-        elif act == "exp":
-            np.multiply(dy, y, out=g)
-        else:
-            out_mask = ws._scratch["out_mask"][:n]
-            np.greater(y, np.float32(0.0), out=out_mask)
-            np.multiply(dy, out_mask, out=g)
-    for k in range(len(weights) - 1, -1, -1):
-        gw = grads[k]
-        if accumulate:
-            tmp = ws._scratch["dw"][: gw.size].reshape(gw.shape)
-            np.matmul(g.T, inputs[k], out=tmp)
-            gw += tmp
-        else:
-            np.matmul(g.T, inputs[k], out=gw)
-        if k > 0:
-            g_next = g_a if g is not g_a else g_b
-            np.matmul(g, weights[k], out=g_next)
-            _rows_split(_relu_grad_inplace, g_next, inputs[k], mask)
-            g = g_next
-        elif need_dx:
-            np.matmul(g, weights[0], out=v["dx_np"])
+        grad[...] = total
+
+
+_BLAS_CONTROL = None
+
+
+def _single_threaded_blas():
+    """Context: NumPy's BLAS runs single-threaded (our own threads split the rows instead).
+
+    Each of our worker threads then multiplies its own block of rows with no synchronisation between layers, and
+    OpenBLAS's own spinning worker threads never compete with Warp's CPU launches or with other processes.
+    """
+    global _BLAS_CONTROL
+    if _BLAS_CONTROL is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROL = ThreadpoolController()
+    return _BLAS_CONTROL.limit(limits=1, user_api="blas")
+
+
+def _row_blocks(n: int) -> list[tuple[int, int]]:
+    threads = num_cpu_threads() if n * 64 >= _MIN_SPLIT_VALUES else 1
+    return [(s, s + c) for s, c in split_range(n, threads)] or [(0, 0)]
+
+
+def _run_row_blocks(fn, n: int, *, with_index: bool = False) -> None:
+    """Run ``fn(start, end[, block])`` on contiguous row blocks, one per CPU worker, BLAS single-threaded."""
+    blocks = _row_blocks(n)
+    calls = [
+        functools.partial(fn, s, e, j) if with_index else functools.partial(fn, s, e)
+        for j, (s, e) in enumerate(blocks)
+    ]
+    with _single_threaded_blas():
+        run_on_threads(calls)
