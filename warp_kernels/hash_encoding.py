@@ -408,10 +408,9 @@ def _launch_levels(kernel: wp.Kernel, layout: HashGridLayout, n: int, head: list
     else:
         ranges = _level_ranges(layout, num_cpu_threads())
         kernel.module.load(device)
-        run_on_threads([
-            functools.partial(wp.launch, kernel, dim=n, inputs=[0, *head, *levels, n, a, b, b - a, *tail], device=device)
-            for a, b in ranges
-        ])
+        launch = functools.partial(wp.launch, kernel, dim=n, device=device)
+        run_on_threads([functools.partial(launch, inputs=[0, *head, *levels, n, a, b, b - a, *tail])
+                        for a, b in ranges])
 
 
 def hash_encode(
