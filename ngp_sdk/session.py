@@ -70,6 +70,7 @@ class Session:
         self.metrics: dict[str, float] = {}
         self._lock = threading.RLock()
         self._train_seconds = 0.0
+        self._trainer = None
 
     # -- construction --------------------------------------------------------------------------------------
     @classmethod
@@ -88,6 +89,28 @@ class Session:
         else:
             data = load_image(image)
         return cls(ImageTask(_image_config(config), data, device=device))
+
+    @classmethod
+    def nerf(
+        cls,
+        data: str | os.PathLike | Any,
+        *,
+        config: Any = None,
+        downscale: int = 1,
+        device: Any = None,
+    ) -> Session:
+        """A session that fits a NeRF to posed photos.
+
+        Args:
+            data: a ``transforms*.json`` file, a dataset folder (its ``transforms_train.json`` when it has
+                split files) or a loaded :class:`~ngp_sdk.data.nerf_data.NerfDataset`.
+            config: a :class:`~ngp_sdk.config.NerfConfig`, a dict or a JSON path (default: instant-ngp's).
+            downscale: integer image shrink factor when ``data`` is a path.
+            device: Warp device (``None`` = Warp's current).
+        """
+        from .tasks.nerf import NerfTask
+
+        return cls(NerfTask.from_data(data, config=config, downscale=downscale, device=device))
 
     @property
     def primitive(self) -> str:
@@ -168,6 +191,51 @@ class Session:
         rate = samples * done / elapsed if elapsed > 0 else 0.0
         self.metrics.update({"loss": loss, "samples_per_second": rate})
         return TrainResult(steps=done, seconds=elapsed, loss=loss, samples_per_second=rate, interrupted=interrupted)
+
+    # -- background training -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Train on a background thread until :meth:`stop`; ``render``/``evaluate``/``save`` stay safe to call.
+
+        Raises:
+            ConfigError: if background training is already running.
+        """
+        from .trainer import BackgroundTrainer
+
+        if self._trainer is not None and self._trainer.alive:
+            raise ConfigError("background training is already running; stop() it first")
+        self.warmup()
+        self._trainer = BackgroundTrainer(self)
+        self._trainer.start()
+
+    def pause(self) -> None:
+        """Pause background training after the current step (no-op when not running)."""
+        if self._trainer is not None:
+            self._trainer.pause()
+
+    def resume(self) -> None:
+        """Resume paused background training."""
+        if self._trainer is not None:
+            self._trainer.resume()
+
+    def stop(self) -> None:
+        """Stop background training (waits for the current step to finish)."""
+        if self._trainer is not None:
+            self._trainer.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Step, last loss, background-training state and throughput, plus task facts (e.g. frame count)."""
+        out: dict[str, Any] = {"primitive": self.primitive, "step": self.step_count,
+                               "loss": float(self.metrics.get("loss", math.nan))}
+        if self._trainer is not None:
+            st = self._trainer.status()
+            out.update(state=st.state, samples_per_second=st.samples_per_second, error=st.error)
+        else:
+            out.update(state="idle", samples_per_second=float(self.metrics.get("samples_per_second", 0.0)),
+                       error=None)
+        extra = getattr(self.task, "status", None)
+        if callable(extra):
+            out.update(extra())
+        return out
 
     # -- inference -----------------------------------------------------------------------------------------
     def render(self, **kwargs: Any) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""Background training: start/pause/resume/stop, renders and saves while training are consistent."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ngp_sdk import Session
+from ngp_sdk.errors import ConfigError
+from tests.ngp_sdk.test_image_task import SMALL, _test_image
+
+
+def _wait(pred, timeout=30.0):
+    t = time.perf_counter()
+    while not pred():
+        if time.perf_counter() - t > timeout:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_start_pause_resume_stop(device, tmp_path):
+    s = Session.image(_test_image(), config=SMALL, device=device)
+    s.start()
+    try:
+        with pytest.raises(ConfigError, match="already running"):
+            s.start()
+        _wait(lambda: s.step_count >= 5)
+        assert s.status()["state"] == "training"
+        # renders while training: every render sees a whole step (compare against the same step's render)
+        for _ in range(3):
+            with s._lock:  # freeze training between two steps
+                a = s.render(width=16, height=12)
+                b = s.render(width=16, height=12)
+            np.testing.assert_array_equal(a, b)
+            assert np.isfinite(s.render(width=16, height=12)).all()
+        s.pause()
+        time.sleep(0.2)
+        n = s.step_count
+        time.sleep(0.3)
+        assert s.step_count == n and s.status()["state"] == "paused"
+        path = s.save(tmp_path / "live.ingp")
+        assert Session.load(path, device=device).step_count == n
+        s.resume()
+        _wait(lambda: s.step_count > n)
+    finally:
+        s.stop()
+    assert s.status()["state"] == "stopped"
+    n = s.step_count
+    time.sleep(0.2)
+    assert s.step_count == n
+    st = s.status()
+    assert st["error"] is None and st["step"] == n
+
+
+def test_errors_in_the_thread_are_reported(device):
+    s = Session.image(_test_image(), config=SMALL, device=device)
+
+    def boom():
+        raise RuntimeError("kaboom")
+
+    s.task.step = boom
+    s.start()
+    _wait(lambda: s.status()["state"] == "stopped")
+    assert "kaboom" in s.status()["error"]
