@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=_positive_float, default=20.0)
     demo.add_argument("--out-dir", default="ngp-demo", help="folder for the snapshot and preview")
     demo.add_argument("--json", action="store_true")
+
+    from .cli_nerf import add_parsers as add_nerf_parsers
+
+    add_nerf_parsers(sub)
     return p
 
 
@@ -154,10 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.verbose:
         wp.config.log_level = wp.LOG_ERROR  # no init banner / module-load lines on the user's terminal
+    from .cli_nerf import HANDLERS as NERF_HANDLERS
     from .errors import NgpError
 
     handlers = {("image", "train"): _cmd_image_train, ("image", "render"): _cmd_image_render,
-                ("demo", None): _cmd_demo}
+                ("demo", None): _cmd_demo, **NERF_HANDLERS}
     try:
         return handlers[(args.command, getattr(args, "action", None))](args)
     except NgpError as e:

@@ -367,10 +367,12 @@ class NerfTrainingConfig:
         random_background: composite every training ray over a random colour (instant-ngp); False = black.
         min_transmittance: early-termination threshold of compositing (instant-ngp: 1e-4).
         max_samples_per_ray: marching cap per ray (instant-ngp NERF_STEPS: 1024).
-        grid_update_interval: steps between occupancy-grid updates after warm-up (instant-ngp: 16).
-        grid_warmup_steps: updates before this step visit every cell (instant-ngp: 256).
+        grid_update_interval: steps between occupancy-grid updates (instant-ngp: 16 once past step 256).
+        grid_warmup_steps: updates before this step visit every cell (instant-ngp: 256; 64 here: an all-cell
+            update costs about a second on a 2-core CPU).
         grid_update_fraction: after warm-up, uniform and occupied-biased samples per update, each as a fraction
-            of the cells (instant-ngp: 1/4).
+            of the cells (instant-ngp: 1/4; 1/16 here, which trains lego as well in 90 s at 20% more samples
+            per second on a 2-core CPU).
         grid_decay: decay of the grid per update (instant-ngp: 0.95).
         seed: RNG seed of initialisation and sampling.
     """
@@ -384,8 +386,8 @@ class NerfTrainingConfig:
     min_transmittance: float = 1e-4
     max_samples_per_ray: int = 1024
     grid_update_interval: int = 16
-    grid_warmup_steps: int = 256
-    grid_update_fraction: float = 0.25
+    grid_warmup_steps: int = 64
+    grid_update_fraction: float = 0.0625
     grid_decay: float = 0.95
     seed: int = 1337
 

@@ -45,7 +45,7 @@ from .occupancy_grid import (
     mip_from_dt,
     rand01,
 )
-from .parallel import launch_split
+from .parallel import launch_split, num_cpu_threads, split_range
 
 __all__ = [
     "DEFAULT_MAX_SAMPLES_PER_RAY",
@@ -70,6 +70,8 @@ STREAM_MARCH_JITTER = 16
 #: cone angles at or below this use fixed MIN_CONE_STEPSIZE steps (instant-ngp's 1e-5).
 _LINEAR_CONE_ANGLE = 1e-5
 _INT32_MAX = 2**31 - 1
+#: CPU launches split across threads once every thread gets this many rays.
+_MIN_RAYS_PER_THREAD = 32
 
 _MIN_STEP = wp.constant(MIN_CONE_STEPSIZE)
 _MAX_STEP = wp.constant(MAX_CONE_STEPSIZE)
@@ -439,7 +441,12 @@ def march_rays(
                 dirs.view(wp.vec3),
             ],
             dev,
+            pieces=pieces,
         )
+
+    # a ray costs hundreds of loop iterations: split across CPU threads from a few dozen rays on, not from
+    # launch_split's default (sized for one-element threads)
+    pieces = split_range(n, num_cpu_threads()) if dev.is_cpu and n >= _MIN_RAYS_PER_THREAD * 2 else None
 
     def empty_outputs(s: int) -> list:
         return [

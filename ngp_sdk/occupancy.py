@@ -1,0 +1,95 @@
+"""The occupancy grid a NeRF task keeps: density grid + bitfield, and instant-ngp's update schedule.
+
+The grid knows nothing of the field: :meth:`OccupancyGrid.update` takes a density callback (positions ->
+densities), so the same grid serves any density function (nerfacc-style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import warp as wp
+
+from warp_kernels.occupancy_grid import (
+    NERF_GRID_N_CELLS,
+    compute_occupancy_bitfield,
+    create_bitfield,
+    create_density_grid,
+    generate_all_cell_samples,
+    generate_grid_samples,
+    update_occupancy_grid,
+)
+
+from .errors import SnapshotError
+from .fields import _load_flat
+
+__all__ = ["OccupancyGrid"]
+
+
+class OccupancyGrid:
+    """Cascaded density grid and its occupancy bitfield (all cells start occupied).
+
+    Args:
+        n_cascades: number of cascades K (``n_cascades_for_aabb_scale(aabb_scale)``).
+        device: resolved Warp device.
+    """
+
+    def __init__(self, n_cascades: int, device):
+        self.n_cascades = int(n_cascades)
+        self.device = device
+        self.density_grid = create_density_grid(self.n_cascades, device=device)
+        self.bitfield = create_bitfield(self.n_cascades, occupied=True, device=device)
+        self.n_updates = 0
+        self._densities: wp.array | None = None
+
+    def update(self, density_fn: Callable[[wp.array, wp.array], wp.array], *, warmup: bool, fraction: float,
+               decay: float, seed: int) -> None:
+        """One update round (instant-ngp ``update_density_grid_nerf``), in place.
+
+        Args:
+            density_fn: ``density_fn(positions [M, 3], out [M]) -> out``, densities at internal positions.
+            warmup: visit every cell once (instant-ngp's first 256 steps); else ``fraction * cells`` uniform
+                and as many occupied-biased samples.
+            fraction: sample fraction of a sampled round (instant-ngp: 1/4).
+            decay: grid decay of this round.
+            seed: RNG seed of the sample positions.
+        """
+        k = self.n_cascades
+        if warmup:
+            positions, indices = generate_all_cell_samples(k, seed=seed, device=self.device)
+        else:
+            n = max(1, int(NERF_GRID_N_CELLS * k * fraction))
+            positions, indices = generate_grid_samples(self.density_grid, n_cascades=k, n_uniform=n,
+                                                       n_nonuniform=n, step=self.n_updates, seed=seed,
+                                                       device=self.device)
+        m = positions.shape[0]
+        if self._densities is None or self._densities.shape[0] < m:
+            self._densities = wp.empty(m, dtype=wp.float32, device=self.device)
+        densities = density_fn(positions, self._densities[:m])
+        update_occupancy_grid(self.density_grid, indices, densities, n_cascades=k, decay=decay)
+        compute_occupancy_bitfield(self.density_grid, n_cascades=k, bitfield=self.bitfield)
+        self.n_updates += 1
+
+    def occupied_fraction(self) -> float:
+        """Fraction of cascade-0 cells marked occupied."""
+        bits = np.unpackbits(self.bitfield.numpy()[: NERF_GRID_N_CELLS // 8])
+        return float(bits.mean())
+
+    def state_dict(self) -> dict[str, object]:
+        return {"n_cascades": self.n_cascades, "density_grid": self.density_grid.numpy().copy(),
+                "bitfield": self.bitfield.numpy().copy(), "n_updates": self.n_updates}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        try:
+            if int(state["n_cascades"]) != self.n_cascades:
+                raise SnapshotError(f"occupancy grid has {state['n_cascades']} cascades, expected {self.n_cascades}")
+            _load_flat(self.density_grid, np.asarray(state["density_grid"]), "density_grid")
+            bf = np.asarray(state["bitfield"])
+            if bf.dtype != np.uint8 or bf.shape != tuple(self.bitfield.shape):
+                raise SnapshotError(f"occupancy bitfield: expected uint8 {tuple(self.bitfield.shape)}, got "
+                                    f"{bf.dtype} {bf.shape}")
+            self.bitfield.assign(wp.array(bf, dtype=wp.uint8, device=self.device))
+            self.n_updates = int(state.get("n_updates", 0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SnapshotError(f"occupancy grid state is incomplete ({e})") from None

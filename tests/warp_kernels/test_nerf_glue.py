@@ -1,0 +1,93 @@
+"""NeRF field glue: unit-cube mapping, exp density + colour-input copy, gradient split vs float64 references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import warp as wp
+
+from tests.reference import nerf_glue_ref as ref
+from warp_kernels._common import KernelArgumentError
+from warp_kernels.nerf_glue import (
+    density_outputs_grad,
+    density_outputs_to_sigma,
+    gather_rows,
+    positions_to_unit_cube,
+    scatter_rows,
+    select_samples,
+)
+
+
+def test_unit_cube_matches_reference(device):
+    p = np.random.default_rng(0).uniform(-8, 9, (5000, 3)).astype(np.float32)
+    lo, hi = (-7.5, -7.5, -7.5), (8.5, 8.5, 8.5)
+    out = positions_to_unit_cube(wp.array(p, device=device), (lo, hi)).numpy()
+    np.testing.assert_allclose(out, ref.positions_to_unit_cube_ref(p, lo, hi), rtol=1e-6, atol=1e-6)
+    with pytest.raises(KernelArgumentError, match="max > min"):
+        positions_to_unit_cube(wp.array(p, device=device), ((0, 0, 0), (1, 0, 1)))
+
+
+def test_sigma_and_color_input(device):
+    rng = np.random.default_rng(1)
+    raw = rng.normal(0, 6, (5000, 16)).astype(np.float32)
+    raw[:5, 0] = [-40.0, 0.0, 14.9, 15.0, 90.0]  # the cap keeps huge raw values finite
+    ci = np.full((5000, 32), 7.0, np.float32)
+    ci_w = wp.array(ci, device=device)
+    sigma = density_outputs_to_sigma(wp.array(raw, device=device), color_input=ci_w).numpy()
+    np.testing.assert_allclose(sigma, ref.density_outputs_to_sigma_ref(raw), rtol=2e-6)
+    assert np.all(np.isfinite(sigma)) and sigma[4] == pytest.approx(np.exp(15.0), rel=1e-6)
+    got = ci_w.numpy()
+    np.testing.assert_array_equal(got[:, :16], raw)
+    np.testing.assert_array_equal(got[:, 16:], 7.0)  # the SH half is left alone
+    # a strided view (the colour input's first half) as the target
+    ci2 = wp.zeros((5000, 32), dtype=wp.float32, device=device)
+    density_outputs_to_sigma(wp.array(raw, device=device), color_input=ci2[:, 8:])
+    np.testing.assert_array_equal(ci2.numpy()[:, 8:24], raw)
+
+
+def test_grad_split(device):
+    rng = np.random.default_rng(2)
+    raw = rng.normal(0, 8, (5000, 16)).astype(np.float32)
+    gci = rng.normal(size=(5000, 32)).astype(np.float32)
+    gs = rng.normal(size=5000).astype(np.float32)
+    out = density_outputs_grad(wp.array(gci, device=device), wp.array(gs, device=device),
+                               wp.array(raw, device=device)).numpy()
+    np.testing.assert_allclose(out, ref.density_outputs_grad_ref(gci, gs, raw), rtol=2e-6, atol=1e-6)
+    # the derivative of sigma = exp(raw) where it is not capped: finite differences
+    x = np.array([[0.3] + [0.0] * 15], np.float32)
+    d = density_outputs_grad(wp.zeros((1, 32), dtype=wp.float32, device=device),
+                             wp.array(np.ones(1, np.float32), device=device), wp.array(x, device=device)).numpy()
+    assert d[0, 0] == pytest.approx((np.exp(0.3 + 1e-4) - np.exp(0.3 - 1e-4)) / 2e-4, rel=1e-6)
+    with pytest.raises(KernelArgumentError, match="columns"):
+        density_outputs_grad(wp.zeros((5, 8), dtype=wp.float32, device=device),
+                             wp.zeros(5, dtype=wp.float32, device=device),
+                             wp.zeros((5, 16), dtype=wp.float32, device=device))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 9000])
+def test_select_gather_scatter(device, n):
+    rng = np.random.default_rng(n)
+    v = rng.uniform(0, 1, n).astype(np.float32)
+    if n:
+        v[rng.integers(0, n, max(1, n // 10))] = np.nan  # NaN is never selected
+    idx = select_samples(wp.array(v, dtype=wp.float32, device=device), 0.4)
+    want = ref.select_samples_ref(v, 0.4)
+    np.testing.assert_array_equal(idx.numpy(), want)
+    src = rng.normal(size=(n, 5)).astype(np.float32)
+    g = gather_rows(wp.array(src, device=device), idx)
+    np.testing.assert_array_equal(g.numpy(), src[want])
+    out = wp.array(np.full((n, 5), 9.0, np.float32), device=device)
+    scatter_rows(g, idx, out)
+    expect = np.zeros((n, 5), np.float32)
+    expect[want] = src[want]
+    np.testing.assert_array_equal(out.numpy(), expect)
+    # reusable buffers; too-small buffers are refused
+    buf = wp.empty(n + 3, dtype=wp.int32, device=device)
+    scratch = wp.empty(2 * n + 3, dtype=wp.int32, device=device)
+    np.testing.assert_array_equal(select_samples(wp.array(v, device=device), 0.4, indices=buf,
+                                                 scratch=scratch).numpy(), want)
+    if n:
+        with pytest.raises(KernelArgumentError, match="need"):
+            select_samples(wp.array(v, device=device), 0.4, scratch=wp.empty(n, dtype=wp.int32, device=device))
+        with pytest.raises(KernelArgumentError, match="outside"):
+            gather_rows(wp.array(src, device=device), wp.array(np.array([n], np.int32), device=device))
