@@ -12,26 +12,21 @@ PyTorch is the ``bench`` extra (``pip install torch==2.13.0``, a CPU wheel here)
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # see warp_kernels/__init__.py; must precede numpy
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import warp as wp  # noqa: E402
-
-import warp_kernels  # noqa: E402,F401  (sets the OpenBLAS spin timeout before NumPy loads)
 
 wp.config.log_level = wp.LOG_ERROR
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -408,21 +409,24 @@ def _blas_backward(
         grad[...] = total
 
 
-_BLAS_CONTROL = None
+_BLAS_LIMITED = False
 
 
-def _single_threaded_blas():
-    """Context: NumPy's BLAS runs single-threaded (our own threads split the rows instead).
+def _single_threaded_blas() -> None:
+    """Make NumPy's BLAS single-threaded for the rest of the process (once).
 
-    Each of our worker threads then multiplies its own block of rows with no synchronisation between layers, and
-    OpenBLAS's own spinning worker threads never compete with Warp's CPU launches or with other processes.
+    The BLAS back end splits rows across its own worker threads, each calling single-threaded BLAS with no
+    synchronisation between layers. Left multi-threaded, OpenBLAS's worker threads spin for ~0.1 s after every
+    call and steal the cores from Warp's CPU launches (measured: 20x slower NeRF steps). Set
+    ``NGP_BLAS_THREADS`` to keep another count.
     """
-    global _BLAS_CONTROL
-    if _BLAS_CONTROL is None:
-        from threadpoolctl import ThreadpoolController
+    global _BLAS_LIMITED
+    if _BLAS_LIMITED:
+        return
+    from threadpoolctl import threadpool_limits
 
-        _BLAS_CONTROL = ThreadpoolController()
-    return _BLAS_CONTROL.limit(limits=1, user_api="blas")
+    threadpool_limits(limits=int(os.environ.get("NGP_BLAS_THREADS", "1")), user_api="blas")
+    _BLAS_LIMITED = True
 
 
 def _row_blocks(n: int) -> list[tuple[int, int]]:
@@ -437,5 +441,5 @@ def _run_row_blocks(fn, n: int, *, with_index: bool = False) -> None:
         functools.partial(fn, s, e, j) if with_index else functools.partial(fn, s, e)
         for j, (s, e) in enumerate(blocks)
     ]
-    with _single_threaded_blas():
-        run_on_threads(calls)
+    _single_threaded_blas()
+    run_on_threads(calls)
