@@ -151,6 +151,15 @@ _PRIME2 = wp.constant(wp.uint32(PRIMES[2]))
 
 
 @wp.func
+def _prime(d: int) -> wp.uint32:
+    if d == 1:
+        return _PRIME1
+    if d == 2:
+        return _PRIME2
+    return wp.uint32(1)
+
+
+@wp.func
 def _smoothstep(f: float) -> float:
     return f * f * (3.0 - 2.0 * f)
 
@@ -232,6 +241,51 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
                 wt = wt * (1.0 - w[d])
         return wt
 
+    @wp.func
+    def level_terms(x: wp.array2d(dtype=wp.float32), i: int, scale: float, res: wp.uint32, hashed: int):
+        # per-dimension index terms of the lower (t0) and upper (t1) corner and the upper-corner weights w:
+        # a corner's index is the XOR (hashed) or sum (dense) of one term per dimension, its weight a product
+        t0 = wp.vec3ui(wp.uint32(0))
+        t1 = wp.vec3ui(wp.uint32(0))
+        w = wp.vec3(0.0)
+        stride = wp.uint32(1)
+        for d in range(D):
+            p = x[i, d] * scale + 0.5
+            fl = wp.floor(p)
+            g = wp.uint32(int(fl))
+            f = p - fl
+            if SMOOTH == 1:
+                f = _smoothstep(f)
+            w[d] = f
+            mult = stride
+            if hashed != 0:
+                mult = _prime(d)
+            t0[d] = g * mult
+            t1[d] = (g + wp.uint32(1)) * mult
+            stride = stride * res
+        return t0, t1, w
+
+    @wp.func
+    def corner(t0: wp.vec3ui, t1: wp.vec3ui, w: wp.vec3, c: int, hashed: int, size: wp.uint32):
+        idx = wp.uint32(0)
+        wt = float(1.0)
+        for d in range(D):
+            term = t0[d]
+            if (c >> d) & 1 == 1:
+                term = t1[d]
+                wt = wt * w[d]
+            else:
+                wt = wt * (1.0 - w[d])
+            if hashed != 0:
+                idx = idx ^ term
+            else:
+                idx = idx + term
+        if hashed != 0:
+            idx = idx & (size - wp.uint32(1))
+        elif idx >= size:
+            idx = idx % size
+        return idx, wt
+
     @wp.kernel(enable_backward=False, module="unique")
     def forward(
         offset: int,
@@ -254,15 +308,14 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
         l0 = level_begin + block * levels_per_thread
         l1 = wp.min(l0 + levels_per_thread, level_end)
         for level in range(l0, l1):
-            g, w, dw = cell(x, i, level_scales[level])
-            res = level_res[level]
             size = level_sizes[level]
             hashed = level_hashed[level]
             base = level_offsets[level]
+            t0, t1, w = level_terms(x, i, level_scales[level], level_res[level], hashed)
             acc = vecF()
             for c in range(C):
-                e = (base + int(corner_index(g, c, res, hashed, size))) * F
-                wt = corner_weight(w, c)
+                idx, wt = corner(t0, t1, w, c, hashed, size)
+                e = (base + int(idx)) * F
                 for f in range(F):
                     acc[f] = acc[f] + wt * params[e + f]
             for f in range(F):
@@ -297,14 +350,13 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
                 if go[f] != 0.0:
                     nonzero = 1
             if nonzero == 1:
-                g, w, dw = cell(x, i, level_scales[level])
-                res = level_res[level]
                 size = level_sizes[level]
                 hashed = level_hashed[level]
                 base = level_offsets[level]
+                t0, t1, w = level_terms(x, i, level_scales[level], level_res[level], hashed)
                 for c in range(C):
-                    e = (base + int(corner_index(g, c, res, hashed, size))) * F
-                    wt = corner_weight(w, c)
+                    idx, wt = corner(t0, t1, w, c, hashed, size)
+                    e = (base + int(idx)) * F
                     for f in range(F):
                         wp.atomic_add(grad_params, e + f, wt * go[f])
 
