@@ -374,6 +374,8 @@ class NerfTrainingConfig:
             of the cells (instant-ngp: 1/4; 1/16 here, which trains lego as well in 90 s at 20% more samples
             per second on a 2-core CPU).
         grid_decay: decay of the grid per update (instant-ngp: 0.95).
+        mark_untrained: exclude grid cells no training camera sees (instant-ngp's ``mark_untrained_density_grid``);
+            removes floaters outside the views.
         seed: RNG seed of initialisation and sampling.
     """
 
@@ -389,6 +391,7 @@ class NerfTrainingConfig:
     grid_warmup_steps: int = 64
     grid_update_fraction: float = 0.0625
     grid_decay: float = 0.95
+    mark_untrained: bool = True
     seed: int = 1337
 
     def __post_init__(self) -> None:

@@ -18,6 +18,7 @@ from warp_kernels.occupancy_grid import (
     create_density_grid,
     generate_all_cell_samples,
     generate_grid_samples,
+    mark_untrained_cells,
     update_occupancy_grid,
 )
 
@@ -70,6 +71,16 @@ class OccupancyGrid:
         update_occupancy_grid(self.density_grid, indices, densities, n_cascades=k, decay=decay)
         compute_occupancy_bitfield(self.density_grid, n_cascades=k, bitfield=self.bitfield)
         self.n_updates += 1
+
+    def mark_untrained(self, c2w: wp.array, cam_params: wp.array, sizes: wp.array) -> None:
+        """Exclude cells no training camera sees (set to -1; see :func:`mark_untrained_cells`)."""
+        mark_untrained_cells(self.density_grid, n_cascades=self.n_cascades, c2w=c2w, cam_params=cam_params,
+                             sizes=sizes)
+        # clear the bits of the marked cells only (the rest stays occupied until the first density update)
+        seen = np.packbits(self.density_grid.numpy() >= 0, bitorder="little")
+        bits = self.bitfield.numpy()[: seen.size] & seen
+        self.bitfield.assign(wp.array(np.concatenate([bits, self.bitfield.numpy()[seen.size:]]), dtype=wp.uint8,
+                                      device=self.device))
 
     def occupied_fraction(self) -> float:
         """Fraction of cascade-0 cells marked occupied."""

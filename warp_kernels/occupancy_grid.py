@@ -65,6 +65,7 @@ __all__ = [
     "update_occupancy_grid",
     "compute_occupancy_bitfield",
     "refresh_occupancy_grid",
+    "mark_untrained_cells",
 ]
 
 #: Cells per side of one cascade.
@@ -675,3 +676,74 @@ def refresh_occupancy_grid(
     densities = density_fn(positions)
     update_occupancy_grid(density_grid, indices, densities, n_cascades=n_cascades, decay=decay, device=dev)
     return compute_occupancy_bitfield(density_grid, n_cascades=n_cascades, bitfield=bitfield, device=dev)
+
+
+@wp.kernel
+def _mark_untrained_kernel(
+    offset: int,
+    c2w: wp.array3d(dtype=float),
+    cam_params: wp.array2d(dtype=float),
+    sizes: wp.array2d(dtype=wp.int32),
+    n_cams: int,
+    grid: wp.array(dtype=float),
+):
+    i = wp.tid() + offset
+    level = i / _N_CELLS
+    idx = i - level * _N_CELLS
+    p = _cell_position(level, idx, wp.vec3(0.5, 0.5, 0.5))
+    radius = 0.8660254 * float(1 << level) / float(_GRIDSIZE)  # half the cell diagonal
+    seen = int(0)
+    for c in range(n_cams):
+        if seen == 0:
+            d = wp.vec3(p[0] - c2w[c, 0, 3], p[1] - c2w[c, 1, 3], p[2] - c2w[c, 2, 3])
+            vx = c2w[c, 0, 0] * d[0] + c2w[c, 1, 0] * d[1] + c2w[c, 2, 0] * d[2]
+            vy = c2w[c, 0, 1] * d[0] + c2w[c, 1, 1] * d[1] + c2w[c, 2, 1] * d[2]
+            vz = c2w[c, 0, 2] * d[0] + c2w[c, 1, 2] * d[1] + c2w[c, 2, 2] * d[2]
+            if vz > radius:
+                u = cam_params[c, 0] * vx / vz + cam_params[c, 2]
+                v = cam_params[c, 1] * vy / vz + cam_params[c, 3]
+                mx = cam_params[c, 0] * radius / vz
+                my = cam_params[c, 1] * radius / vz
+                if u >= -mx and u <= float(sizes[c, 0]) + mx and v >= -my and v <= float(sizes[c, 1]) + my:
+                    seen = 1
+    if seen == 0:
+        grid[i] = -1.0
+
+
+def mark_untrained_cells(
+    density_grid: wp.array,
+    *,
+    n_cascades: int,
+    c2w: wp.array,
+    cam_params: wp.array,
+    sizes: wp.array,
+    device: wp.context.Devicelike = None,
+) -> wp.array:
+    """Set cells that no training camera sees to -1 (instant-ngp's ``mark_untrained_density_grid``).
+
+    A cell counts as seen when a sphere around its centre (half its diagonal) projects, through the pinhole part
+    of some camera, into that camera's image and lies in front of it. Cells marked -1 are never occupied (the
+    bitfield threshold is positive) and keep their mark through updates (see :func:`update_occupancy_grid`), so
+    marching never samples space the training images cannot constrain (no floaters outside the views).
+
+    Args:
+        density_grid: float32 ``[K * 128**3]``, updated in place.
+        n_cascades: K.
+        c2w: float32 ``[n_cams, 3, 4]`` camera-to-world in the internal convention (columns right, down,
+            forward, centre), as for :func:`warp_kernels.rays.generate_rays`.
+        cam_params: float32 ``[n_cams, 4]`` ``(fx, fy, cx, cy)`` in pixels.
+        sizes: int32 ``[n_cams, 2]`` ``(width, height)`` in pixels.
+
+    Returns:
+        ``density_grid``.
+    """
+    _check_n_cascades(n_cascades)
+    dev = common_device([density_grid, c2w, cam_params, sizes], device)
+    _check_grid(density_grid, n_cascades, dev)
+    n = c2w.shape[0]
+    check_array(c2w, "c2w", dtype=wp.float32, shape=(n, 3, 4), device=dev)
+    check_array(cam_params, "cam_params", dtype=wp.float32, shape=(n, 4), device=dev)
+    check_array(sizes, "sizes", dtype=wp.int32, shape=(n, 2), device=dev)
+    launch_split(_mark_untrained_kernel, n_cascades * NERF_GRID_N_CELLS, [c2w, cam_params, sizes, n, density_grid],
+                 dev)
+    return density_grid

@@ -214,3 +214,38 @@ def compute_occupancy_bitfield_ref(grid, n_cascades: int) -> tuple[np.ndarray, f
         pooled = cubes[k - 1].reshape(h, 2, h, 2, h, 2).any(axis=(1, 3, 5))
         cubes[k, q : q + h, q : q + h, q : q + h] |= pooled
     return cubes_to_bitfield(cubes), mean
+
+
+def mark_untrained_cells(grid: np.ndarray, n_cascades: int, c2w: np.ndarray, cam_params: np.ndarray,
+                         sizes: np.ndarray) -> np.ndarray:
+    """Float64 reference of :func:`warp_kernels.occupancy_grid.mark_untrained_cells` (returns a new grid)."""
+    out = grid.astype(np.float64).copy()
+    n = 128**3
+    idx = np.arange(n)
+
+    def inv(m):
+        m = m & 0x09249249
+        m = (m ^ (m >> 2)) & 0x030C30C3
+        m = (m ^ (m >> 4)) & 0x0300F00F
+        m = (m ^ (m >> 8)) & 0xFF0000FF
+        m = (m ^ (m >> 16)) & 0x000003FF
+        return m
+
+    xyz = np.stack([inv(idx), inv(idx >> 1), inv(idx >> 2)], axis=1).astype(np.float64)
+    for level in range(n_cascades):
+        s = float(1 << level)
+        p = ((xyz + 0.5) / 128 - 0.5) * s + 0.5
+        radius = 0.8660254 * s / 128
+        seen = np.zeros(n, dtype=bool)
+        for c in range(len(c2w)):
+            rot, centre = c2w[c, :, :3].astype(np.float64), c2w[c, :, 3].astype(np.float64)
+            v = (p - centre) @ rot  # camera-space coordinates (R^T (p - c))
+            fx, fy, cx, cy = cam_params[c].astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = fx * v[:, 0] / v[:, 2] + cx
+                w = fy * v[:, 1] / v[:, 2] + cy
+                mx, my = fx * radius / v[:, 2], fy * radius / v[:, 2]
+            ok = (v[:, 2] > radius) & (u >= -mx) & (u <= sizes[c, 0] + mx) & (w >= -my) & (w <= sizes[c, 1] + my)
+            seen |= ok
+        out[level * n:(level + 1) * n][~seen] = -1.0
+    return out

@@ -307,3 +307,32 @@ def test_argument_checks(device):
         )
     with pytest.raises(KernelArgumentError):
         n_cascades_for_aabb_scale(0)
+
+
+def test_mark_untrained_cells_matches_reference(device):
+    from tests.reference.occupancy_grid_ref import mark_untrained_cells as mark_ref
+    from warp_kernels.occupancy_grid import create_density_grid, mark_untrained_cells
+
+    # two cameras at the scene centre's side looking at it (internal convention: columns right, down, forward)
+    def look_at(eye):
+        eye = np.asarray(eye, float)
+        fwd = np.array([0.5, 0.5, 0.5]) - eye
+        fwd /= np.linalg.norm(fwd)
+        right = np.cross(fwd, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(fwd, right)
+        return np.concatenate([np.stack([right, down, fwd], axis=1), eye[:, None]], axis=1)
+
+    c2w = np.stack([look_at([0.5, -1.5, 0.5]), look_at([2.5, 0.5, 0.7])]).astype(np.float32)
+    params = np.array([[120.0, 120.0, 16.0, 12.0], [90.0, 90.0, 16.0, 16.0]], np.float32)
+    sizes = np.array([[32, 24], [32, 32]], np.int32)
+    grid = create_density_grid(2, device=device)
+    grid.fill_(0.25)
+    mark_untrained_cells(grid, n_cascades=2, c2w=wp.array(c2w, device=device),
+                         cam_params=wp.array(params, device=device), sizes=wp.array(sizes, device=device))
+    got = grid.numpy()
+    want = mark_ref(np.full(2 * 128**3, 0.25), 2, c2w, params, sizes)
+    assert 0.05 < (got < 0).mean() < 0.95  # both seen and unseen cells exist
+    mismatch = np.mean((got < 0) != (want < 0))
+    assert mismatch < 1e-4, mismatch  # float32 vs float64 only flips cells exactly on a frustum boundary
+    np.testing.assert_array_equal(got[got >= 0], 0.25)
