@@ -19,7 +19,7 @@ import warp as wp
 
 from .errors import DataError
 
-__all__ = ["Mesh", "extract_mesh", "save_mesh"]
+__all__ = ["Mesh", "extract_mesh", "remove_small_components", "save_mesh"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,28 @@ def _density_volume(task, resolution: int, lo: np.ndarray, hi: np.ndarray, param
     return vol.reshape(r, r, r)
 
 
-def extract_mesh(task, *, resolution: int = 256, threshold: float = 2.5, aabb=None) -> Mesh:
+def remove_small_components(vol: np.ndarray, threshold: float, min_fraction: float) -> np.ndarray:
+    """Zero the dense regions (``vol > threshold``, 26-connected) smaller than ``min_fraction`` of the largest.
+
+    Floaters (small isolated blobs of density that only a few training views constrain) become separate
+    components of the iso-surface; dropping them leaves the object. ``min_fraction=0`` keeps everything.
+    """
+    if min_fraction <= 0:
+        return vol
+    from scipy import ndimage
+
+    labels, n = ndimage.label(vol > threshold, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return vol
+    sizes = np.bincount(labels.ravel())[1:]
+    small = np.flatnonzero(sizes < min_fraction * sizes.max()) + 1
+    out = vol.copy()
+    out[np.isin(labels, small)] = 0.0
+    return out
+
+
+def extract_mesh(task, *, resolution: int = 256, threshold: float = 2.5, aabb=None,
+                 min_component: float = 0.01) -> Mesh:
     """Marching-cubes mesh of a NeRF task's density field.
 
     Args:
@@ -62,6 +83,8 @@ def extract_mesh(task, *, resolution: int = 256, threshold: float = 2.5, aabb=No
         resolution: grid cells per axis (memory and time grow with its cube).
         threshold: density iso-value (instant-ngp: 2.5, in internal units).
         aabb: internal box ``(min [3], max [3])`` to mesh (default: the scene box).
+        min_component: drop dense components smaller than this fraction of the largest one (floaters);
+            0 keeps everything.
 
     Raises:
         DataError: bad resolution, or no surface at this threshold.
@@ -72,7 +95,7 @@ def extract_mesh(task, *, resolution: int = 256, threshold: float = 2.5, aabb=No
 
     lo, hi = (np.asarray(v, np.float64).reshape(3) for v in (aabb if aabb is not None else task.scene.aabb))
     params = task.optimizer.inference_params()
-    vol = _density_volume(task, int(resolution), lo, hi, params)
+    vol = remove_small_components(_density_volume(task, int(resolution), lo, hi, params), threshold, min_component)
     if not (vol.min() < threshold < vol.max()):
         raise DataError(f"no surface: densities span [{vol.min():.3g}, {vol.max():.3g}], threshold {threshold}")
     spacing = tuple((hi - lo) / resolution)

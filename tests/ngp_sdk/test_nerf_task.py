@@ -164,3 +164,17 @@ def test_config_defaults_and_errors():
         NerfConfig.from_dict({"network": {"output_activation": "Exponential"}})
     with pytest.raises(ConfigError, match="unknown key"):
         NerfConfig.from_dict({"training": {"target_sample": 5}})
+
+
+def test_remove_small_components_keeps_the_object():
+    from ngp_sdk.export import remove_small_components
+
+    vol = np.zeros((40, 40, 40), np.float32)
+    vol[5:25, 5:25, 5:25] = 10.0  # the object: 8000 voxels
+    vol[35, 35, 35] = 10.0  # a floater: 1 voxel
+    vol[30:33, 2:5, 30:33] = 10.0  # 27 voxels
+    out = remove_small_components(vol, 2.5, 0.01)
+    assert out[35, 35, 35] == 0 and out[31, 3, 31] == 0
+    np.testing.assert_array_equal(out[5:25, 5:25, 5:25], 10.0)
+    assert remove_small_components(vol, 2.5, 0.002)[31, 3, 31] == 10.0  # 27 >= 0.2% of 8000
+    assert remove_small_components(vol, 2.5, 0.0) is vol
