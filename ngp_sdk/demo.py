@@ -58,7 +58,8 @@ def demo_photo() -> ImageData:
     try:
         from skimage import data as skdata
     except ImportError:
-        raise DataError("the image demo needs scikit-image for its bundled photo: pip install 'ngp-sdk[demo]'") from None
+        raise DataError("the image demo needs scikit-image for its bundled photo: "
+                        "pip install 'ngp-sdk[demo]'") from None
     return ImageData(pixels=skdata.astronaut()[:, :, :3].copy(), srgb=True, name="skimage:astronaut")
 
 
