@@ -70,6 +70,21 @@ def test_snapshot_renders_identically_without_images(trained, tmp_path, device):
         loaded.render(view=99)
 
 
+def test_snapshot_renders_identically_in_a_new_process(trained, tmp_path):
+    import subprocess
+    import sys
+
+    s, _ = trained
+    path = s.save(tmp_path / "sphere.ingp")
+    np.save(tmp_path / "before.npy", s.render(view=2))
+    code = ("import sys, numpy as np; from ngp_sdk import Session; "
+            "s = Session.load(sys.argv[1], device='cpu'); np.save(sys.argv[2], s.render(view=2))")
+    r = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "after.npy")], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "after.npy"), np.load(tmp_path / "before.npy"))
+
+
 def test_render_any_camera_and_size(trained):
     s, _ = trained
     task = s.task
