@@ -28,7 +28,7 @@ from warp_kernels.mlp import MlpWorkspace, init_mlp_params, mlp_backward, mlp_fo
 from .config import HashGridConfig, NetworkConfig
 from .errors import SnapshotError
 
-__all__ = ["ParamGroup", "HashGrid", "Mlp", "ImageField"]
+__all__ = ["ParamGroup", "ParamsState", "HashGrid", "Mlp", "ImageField"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,22 @@ def _load_flat(target: wp.array, value: np.ndarray, name: str) -> None:
         raise SnapshotError(f"parameter {name!r}: expected float32 {tuple(target.shape)}, got {value.dtype} "
                             f"{value.shape}; the snapshot does not match its config")
     target.assign(wp.array(value, dtype=wp.float32, device=target.device))
+
+
+class ParamsState:
+    """Snapshot helpers for anything with :meth:`param_groups`: parameters by group name, as NumPy arrays."""
+
+    def param_groups(self) -> list[ParamGroup]:  # pragma: no cover - implemented by subclasses
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {g.name: g.params.numpy().copy() for g in self.param_groups()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for g in self.param_groups():
+            if g.name not in state:
+                raise SnapshotError(f"snapshot lacks parameters {g.name!r}")
+            _load_flat(g.params, state[g.name], g.name)
 
 
 class HashGrid:
@@ -148,7 +164,7 @@ class Mlp:
         return [ParamGroup(self.name, self.params, self.grads, "mlp")]
 
 
-class ImageField:
+class ImageField(ParamsState):
     """2D hash grid followed by an MLP with 3 outputs (linear RGB).
 
     Args:
@@ -192,11 +208,3 @@ class ImageField:
         ws = workspace if workspace is not None else self.mlp.new_workspace()
         return self.mlp.forward(feats, params=params.get(self.mlp.name), workspace=ws, keep_activations=False)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {g.name: g.params.numpy().copy() for g in self.param_groups()}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for g in self.param_groups():
-            if g.name not in state:
-                raise SnapshotError(f"snapshot lacks parameters {g.name!r}")
-            _load_flat(g.params, state[g.name], g.name)

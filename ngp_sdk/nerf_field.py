@@ -29,8 +29,8 @@ from warp_kernels.nerf_glue import (
 from warp_kernels.sh_encoding import SH_N_COEFFS, sh_encode
 
 from .config import NerfConfig
-from .errors import ConfigError, SnapshotError
-from .fields import HashGrid, Mlp, ParamGroup, _load_flat
+from .errors import ConfigError
+from .fields import HashGrid, Mlp, ParamGroup, ParamsState
 
 __all__ = ["NerfField", "DENSITY_OUTPUTS"]
 
@@ -65,7 +65,7 @@ class _Buffers:
         return {k: v[:n] for k, v in self.arrays.items()}
 
 
-class NerfField:
+class NerfField(ParamsState):
     """Hash grid + density MLP + SH + colour MLP, with parameter groups for the optimizer.
 
     Both the training and the inference pass run in two phases: densities of every sample first, then
@@ -222,12 +222,4 @@ class NerfField:
                                        workspace=self._infer_ws[0], keep_activations=False)
         return b, raw
 
-    # -- snapshots -----------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {g.name: g.params.numpy().copy() for g in self.param_groups()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for g in self.param_groups():
-            if g.name not in state:
-                raise SnapshotError(f"snapshot lacks parameters {g.name!r}")
-            _load_flat(g.params, state[g.name], g.name)

@@ -67,6 +67,20 @@ class Optimizer:
             out["ema"] = {k: a.numpy().copy() for k, a in self._ema.items()}
         return out
 
+    def snapshot(self, *, include_optimizer: bool) -> dict[str, object] | None:
+        """What a task snapshot stores: everything, or only the EMA copy used for inference (None if no EMA)."""
+        state = self.state_dict()
+        if include_optimizer:
+            return state
+        return {"ema": state["ema"]} if "ema" in state else None
+
+    def restore(self, state: dict[str, object], step: int) -> None:
+        """Inverse of :meth:`snapshot`; an EMA-only snapshot keeps ``step`` so the EMA stays in use."""
+        full = "m" in state
+        self.load_state_dict(state, params_only_ema=not full)
+        if not full:
+            self.step_count = step
+
     def load_state_dict(self, state: dict[str, object], *, params_only_ema: bool = False) -> None:
         """Restore moments, step count and EMA (``params_only_ema``: restore only the EMA copies)."""
         try:

@@ -172,11 +172,9 @@ class ImageTask:
             "step": self.step_count,
             "image_name": self.image.name if self.image is not None else None,
         }
-        opt = self.optimizer.state_dict()
-        if include_optimizer:
+        opt = self.optimizer.snapshot(include_optimizer=include_optimizer)
+        if opt is not None:
             state["optimizer"] = opt
-        elif "ema" in opt:
-            state["optimizer"] = {"ema": opt["ema"]}
         return state
 
     @classmethod
@@ -192,9 +190,6 @@ class ImageTask:
         task = cls(cfg, image, size=None if image is not None else size, device=device)
         task.field.load_state_dict(params)
         if "optimizer" in state:
-            opt = state["optimizer"]
-            task.optimizer.load_state_dict(opt, params_only_ema="m" not in opt)
-            if "m" not in opt:
-                task.optimizer.step_count = step
+            task.optimizer.restore(state["optimizer"], step)
         task.step_count = step
         return task

@@ -13,23 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SPHERE_RADIUS", "look_at_nerf", "render_sphere", "write_sphere_dataset"]
+from ngp_sdk.data.synthetic import CAMERA_ANGLE_X, camera_positions, look_at_nerf
+
+__all__ = ["CAMERA_ANGLE_X", "SPHERE_RADIUS", "look_at_nerf", "render_sphere", "write_sphere_dataset"]
 
 SPHERE_RADIUS = 0.6
-CAMERA_ANGLE_X = 0.69
-
-
-def look_at_nerf(position: np.ndarray) -> np.ndarray:
-    """NeRF (OpenGL axes) camera-to-world 4x4 of a camera at ``position`` looking at the origin, z up."""
-    back = position / np.linalg.norm(position)
-    right = np.cross([0.0, 0.0, 1.0], back)
-    if np.linalg.norm(right) < 1e-6:
-        right = np.array([1.0, 0.0, 0.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(back, right)
-    m = np.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, up, back, position
-    return m
 
 
 def render_sphere(c2w: np.ndarray, size: int) -> np.ndarray:
@@ -53,13 +41,7 @@ def render_sphere(c2w: np.ndarray, size: int) -> np.ndarray:
     return img
 
 
-def _camera_positions(n: int, radius: float, seed: int) -> np.ndarray:
-    """``n`` positions spread over the upper and lower hemispheres (golden spiral, jittered)."""
-    k = np.arange(n) + 0.5
-    z = 1 - 2 * k / n
-    phi = k * math.pi * (3 - math.sqrt(5)) + np.random.default_rng(seed).uniform(0, 0.3, n)
-    r = np.sqrt(1 - z * z)
-    return radius * np.stack([r * np.cos(phi), r * np.sin(phi), 0.8 * z], axis=-1)
+_camera_positions = camera_positions  # name kept for the tests that import it
 
 
 def write_sphere_dataset(folder: Path, *, n_train: int = 12, n_val: int = 2, size: int = 32,
