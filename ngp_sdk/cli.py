@@ -67,7 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_nerf import add_parsers as add_nerf_parsers
 
     add_nerf_parsers(sub)
+    _add_plugin_parsers(sub)
     return p
+
+
+#: Entry-point group of command plugins: each entry is a ``register(subparsers)`` function that adds its
+#: subcommand and sets ``handler=`` (a function ``(args) -> exit status``) with ``set_defaults``.
+PLUGIN_GROUP = "ngp_sdk.commands"
+
+
+def _add_plugin_parsers(sub: argparse._SubParsersAction) -> None:
+    """Let installed packages add subcommands (e.g. ``ngp serve`` from the ZeroMQ bridge)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            register = ep.load()
+        except Exception as e:  # a broken or partially installed plugin must not break the other commands
+            print(f"warning: ngp command plugin {ep.name!r} unavailable: {e}", file=sys.stderr)
+            continue
+        register(sub)
 
 
 def _emit(args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -163,8 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {("image", "train"): _cmd_image_train, ("image", "render"): _cmd_image_render,
                 ("demo", None): _cmd_demo, **NERF_HANDLERS}
+    handler = getattr(args, "handler", None) or handlers[(args.command, getattr(args, "action", None))]
     try:
-        return handlers[(args.command, getattr(args, "action", None))](args)
+        return handler(args)
     except NgpError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

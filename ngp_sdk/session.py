@@ -112,6 +112,68 @@ class Session:
 
         return cls(NerfTask.from_data(data, config=config, downscale=downscale, device=device))
 
+    @classmethod
+    def live_nerf(
+        cls,
+        config: Any = None,
+        *,
+        aabb_scale: int = 1,
+        scale: float = 0.33,
+        offset: tuple[float, float, float] = (0.5, 0.5, 0.5),
+        capacity: int = 256,
+        min_frames: int = 1,
+        policy: str = "ring",
+        max_resolution: tuple[int, int] | None = None,
+        device: Any = None,
+    ) -> Session:
+        """A NeRF session whose training frames arrive at run time (``session.task.add_frame(...)``).
+
+        Args:
+            config: a :class:`~ngp_sdk.config.NerfConfig`, a dict or a JSON path (default: instant-ngp's).
+            aabb_scale: side of the internal scene box (power of two, 1..128).
+            scale: NeRF world units -> internal units (instant-ngp ``scale``).
+            offset: added after scaling (instant-ngp ``offset``).
+            capacity: most frames kept for training (a preallocated buffer).
+            min_frames: frames needed before background training starts stepping.
+            policy: ``"ring"`` (a full buffer replaces the oldest frame) or ``"keyframes"`` (keeps frames whose
+                poses differ most; see :mod:`ngp_sdk.tasks.live_nerf`).
+            max_resolution: ``(width, height)`` bound of the frames; default: the first frame's size.
+            device: Warp device (``None`` = Warp's current).
+        """
+        from .tasks.live_nerf import LiveNerfTask
+        from .tasks.nerf import nerf_config
+
+        return cls(LiveNerfTask(nerf_config(config), aabb_scale=aabb_scale, scale=scale, offset=offset,
+                                capacity=capacity, min_frames=min_frames, policy=policy,
+                                max_resolution=max_resolution, device=device))
+
+    @classmethod
+    def live_nerf_from_snapshot(cls, path: str | os.PathLike, *, device: Any = None, **live: Any) -> Session:
+        """A live NeRF session continuing the model of a NeRF snapshot, with an empty frame buffer.
+
+        Args:
+            path: a NeRF snapshot.
+            device: Warp device.
+            **live: ``capacity``, ``min_frames``, ``policy``, ``max_resolution`` (see :meth:`live_nerf`).
+
+        Raises:
+            SnapshotError: unreadable, corrupt or not a NeRF snapshot.
+        """
+        from .tasks.live_nerf import LiveNerfTask
+
+        doc = read_snapshot(path)
+        if doc.get("primitive") != "nerf" or not isinstance(doc.get("config"), dict):
+            raise SnapshotError(f"{path}: not a NeRF snapshot (primitive {doc.get('primitive')!r})")
+        try:
+            task = LiveNerfTask.from_snapshot_state(doc["config"], doc.get("state"), device=device, **live)
+        except (ConfigError, TypeError, AttributeError) as e:
+            raise SnapshotError(f"{path}: invalid NeRF snapshot: {e}") from None
+        return cls(task)
+
+    def locked(self) -> threading.RLock:
+        """The lock ``step``/``render`` hold: ``with session.locked():`` sees the model between two steps."""
+        return self._lock
+
     @property
     def primitive(self) -> str:
         return self.task.primitive

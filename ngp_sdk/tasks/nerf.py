@@ -35,7 +35,7 @@ from warp_kernels.ray_marching import adapt_rays_per_batch, march_rays
 from warp_kernels.rays import generate_rays
 from warp_kernels.volume_rendering import composite_rays, composite_rays_backward
 
-from ..cameras import Intrinsics
+from ..cameras import Intrinsics, nerf_matrix_to_ngp
 from ..config import NerfConfig, load_config_file
 from ..data.images import srgb_to_linear
 from ..data.nerf_data import NerfDataset, composite_alpha, load_nerf_dataset
@@ -121,6 +121,9 @@ class NerfTask:
         self.dataset: NerfDataset | None = None
         if dataset is not None:
             self._attach(dataset)
+            if t.mark_untrained and scene.n_cameras:
+                sizes = np.array([(k.width, k.height) for k in scene.intrinsics], dtype=np.int32).reshape(-1, 2)
+                self.grid.mark_untrained(self._cams[0], self._cams[1], wp.array(sizes, device=dev))
 
     @classmethod
     def from_data(cls, data: str | os.PathLike | NerfDataset, *, config=None, downscale: int = 1,
@@ -152,6 +155,15 @@ class NerfTask:
             raise DataError("this NeRF task was restored without its images; pass dataset= to train")
         return self.dataset
 
+    def _training_source(self) -> tuple[wp.array, wp.array, int]:
+        """``(pixels, sizes, n_channels)`` the training sampler draws from (a live task: its valid frames only).
+
+        Raises:
+            DataError: the task has no training images.
+        """
+        n_channels = self._require_data().n_channels
+        return self._pixels, self._sizes, n_channels
+
     def _select_scratch(self, n: int) -> tuple[wp.array, wp.array]:
         """``(indices [>= n], scratch [>= 2n])`` int32 buffers of the sample selection, grown as needed."""
         if self._sel_bufs is None or self._sel_bufs[0].shape[0] < n:
@@ -179,7 +191,7 @@ class NerfTask:
 
     def warmup(self) -> None:
         """Compile every kernel of a step and of a grid update; parameters, grid and counters are unchanged."""
-        self._require_data()
+        self._training_source()
         saved_rays, saved_grid = self.n_rays, self.grid
         scratch = OccupancyGrid(self.grid.n_cascades, self.device)
         try:
@@ -213,7 +225,8 @@ class NerfTask:
         t = self.config.training
         n = self.n_rays
         b = self._rays(n)
-        sample_training_rays(self._pixels, self._sizes, n, seed=seed, n_channels=self.dataset.n_channels,
+        pixels, sizes, n_channels = self._training_source()
+        sample_training_rays(pixels, sizes, n, seed=seed, n_channels=n_channels,
                              random_background=t.random_background, pixel_xy=b["xy"], cam_index=b["cam"],
                              targets=b["target"], backgrounds=b["bg"])
         generate_rays(*self._cams, b["cam"], b["xy"], origins=b["origins"], directions=b["dirs"])
@@ -248,7 +261,7 @@ class NerfTask:
             backward), ``n_alive`` (of those, the ones compositing reached: colour network), ``n_rays`` (rays
             kept within the sample budget) and ``n_samples_requested`` (samples all rays would have made).
         """
-        self._require_data()
+        self._training_source()
         t = self.config.training
         if self._grid_due():
             self._update_grid()
@@ -278,6 +291,21 @@ class NerfTask:
         """
         return render_camera(self.field, self.grid, c2w, intrinsics, aabb=self.scene.aabb,
                              settings=self._settings(background), params=self.optimizer.inference_params())
+
+    def render_world(self, c2w: np.ndarray, intrinsics: Intrinsics, *, background=None) -> RenderedImage:
+        """Render a camera given in the scene's NeRF world frame (4x4 camera-to-world, OpenGL axes).
+
+        Returns:
+            Colours in the data's code space; ``depth`` as z-depth along the optical axis in NeRF world units
+            (0 where nothing was hit; distortion is ignored when converting ray distance to z-depth).
+        """
+        pose = nerf_matrix_to_ngp(np.asarray(c2w, np.float64), self.scene.scale, self.scene.offset)[:3]
+        img = self.render_view(pose.astype(np.float32), intrinsics, background=background)
+        u = (np.arange(intrinsics.width) + 0.5 - intrinsics.cx) / intrinsics.fx
+        v = (np.arange(intrinsics.height) + 0.5 - intrinsics.cy) / intrinsics.fy
+        cos = 1.0 / np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)
+        depth = (img.depth * cos / self.scene.scale).astype(np.float32)
+        return dataclasses.replace(img, depth=depth)
 
     def render(self, *, view: int = 0, c2w: np.ndarray | None = None, intrinsics: Intrinsics | None = None,
                width: int | None = None, height: int | None = None, background=None, with_depth: bool = False,
@@ -350,11 +378,9 @@ class NerfTask:
         state: dict[str, Any] = {"scene": self.scene.state_dict(), "params": self.field.state_dict(),
                                  "grid": self.grid.state_dict(), "step": self.step_count, "n_rays": self.n_rays,
                                  "total_samples": self.total_samples}
-        opt = self.optimizer.state_dict()
-        if include_optimizer:
+        opt = self.optimizer.snapshot(include_optimizer=include_optimizer)
+        if opt is not None:
             state["optimizer"] = opt
-        elif "ema" in opt:
-            state["optimizer"] = {"ema": opt["ema"]}
         return state
 
     @classmethod
@@ -373,10 +399,7 @@ class NerfTask:
         task.field.load_state_dict(params)
         task.grid.load_state_dict(grid)
         if "optimizer" in state:
-            opt = state["optimizer"]
-            task.optimizer.load_state_dict(opt, params_only_ema="m" not in opt)
-            if "m" not in opt:
-                task.optimizer.step_count = step
+            task.optimizer.restore(state["optimizer"], step)
         task.step_count = step
         task.n_rays = int(state.get("n_rays", task.n_rays))
         task.total_samples = int(state.get("total_samples", 0))
