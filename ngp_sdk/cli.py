@@ -59,10 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--height", type=_positive_int, default=None)
     rd.add_argument("--out", required=True, help="output image (PNG/JPEG/EXR)")
 
-    demo = sub.add_parser("demo", help="the main job on built-in data: fit a photo, report PSNR, write a preview")
-    demo.add_argument("--seconds", type=_positive_float, default=20.0)
-    demo.add_argument("--out-dir", default="ngp-demo", help="folder for the snapshot and preview")
+    demo = sub.add_parser("demo", help="the main job on data the SDK makes itself: a NeRF of a synthetic scene "
+                                       "(default) or a photo fit; reports PSNR and writes a novel view")
+    demo.add_argument("--primitive", choices=("nerf", "image"), default="nerf")
+    demo.add_argument("--seconds", type=_positive_float, default=None,
+                      help="training time (default: 60 for nerf, 20 for image)")
+    demo.add_argument("--out-dir", default="ngp-demo", help="folder for the scene, snapshot and pictures")
     demo.add_argument("--json", action="store_true")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     from .cli_nerf import add_parsers as add_nerf_parsers
 
@@ -144,28 +148,14 @@ def _cmd_image_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_image():
-    """The demo photo: scikit-image's bundled 'astronaut' (no download), as uint8 sRGB."""
-    from .data.images import ImageData
-
-    try:
-        from skimage import data as skdata
-    except ImportError:
-        from .errors import DataError
-
-        raise DataError("the demo needs scikit-image for its bundled photo: pip install 'ngp-sdk[demo]'") from None
-    return ImageData(pixels=skdata.astronaut()[:, :, :3].copy(), srgb=True, name="skimage:astronaut")
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .session import Session
+    from .demo import run_image_demo, run_nerf_demo
 
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    session = Session.image(_demo_image(), device=args.device)
-    print(f"ngp demo: fitting a 512x512 photo for {args.seconds:g} s on {session.task.device} ...", file=sys.stderr)
-    result = _train_and_report(session, args, steps=None, seconds=args.seconds, out=out_dir / "demo.ingp",
-                               preview=out_dir / "demo.png")
+    run, default_seconds, what = {"nerf": (run_nerf_demo, 60.0, "a NeRF of a synthetic scene"),
+                                  "image": (run_image_demo, 20.0, "a 512x512 photo")}[args.primitive]
+    seconds = args.seconds or default_seconds
+    print(f"ngp demo: training {what} for {seconds:g} s ...", file=sys.stderr)
+    result = run(Path(args.out_dir), seconds=seconds, device=args.device, progress=not args.no_progress)
     _emit(args, result)
     return 130 if result["interrupted"] else 0
 
