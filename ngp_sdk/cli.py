@@ -181,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError) as e:  # e.g. an unknown Warp device
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except ImportError as e:  # an optional extra that is not installed
+        print(f"error: {e}; install the extras, e.g. pip install 'ngp-sdk[mesh,demo]'", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
