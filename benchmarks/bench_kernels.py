@@ -16,10 +16,8 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +28,7 @@ import warp as wp  # noqa: E402
 
 wp.config.log_level = wp.LOG_ERROR
 
+from benchmarks._timing import median_time  # noqa: E402
 from warp_kernels.hash_encoding import (  # noqa: E402
     HashGridLayout,
     hash_encode,
@@ -37,17 +36,6 @@ from warp_kernels.hash_encoding import (  # noqa: E402
     init_hash_grid_params,
 )
 from warp_kernels.mlp import MlpLayout, MlpWorkspace, init_mlp_params, mlp_backward, mlp_forward  # noqa: E402
-
-
-def median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def _encoding_inputs(n: int) -> dict:

@@ -57,18 +57,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks._timing import median_time  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nerf" / "lego"
-
-
-def _median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def _machine() -> dict:
@@ -244,7 +235,7 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
              "ref_sigma": sigma.numpy().copy(), "ref_alive": alive.numpy().copy(),
              "ref_colors": r.colors.numpy()[:k].copy()}
     task.field._saved = None
-    ngp["march_s"] = _median_time(lambda: _train_batch(task, seed + 1), args.renders + 2)
+    ngp["march_s"] = median_time(lambda: _train_batch(task, seed + 1), args.renders + 2, warmup=1)
     ngp["batch"] = {"rays": k, "samples": s.n_samples, "alive_samples": int(alive.shape[0])}
 
     # -- rendering ---------------------------------------------------------------------------------------
@@ -259,14 +250,14 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
         def render(iv=iv, holder=img_holder):
             holder["img"] = task.render_view(pose, iv, background=bg)
 
-        rs = _median_time(render, args.renders)
+        rs = median_time(render, args.renders, warmup=1)
         mp = iv.width * iv.height / 1e6
         renders[f"{iv.width}x{iv.height}"] = {"render_s": rs, "render_s_per_megapixel": rs / mp,
                                               "samples": _march_view(task, pose, iv, collect=False)}
         if factor == 1:
             res_key = f"{iv.width}x{iv.height}"
             render_img = img_holder["img"].rgb
-            march_s = _median_time(lambda iv=iv: _march_view(task, pose, iv, collect=False), args.renders)
+            march_s = median_time(lambda iv=iv: _march_view(task, pose, iv, collect=False), args.renders, warmup=1)
             renders[res_key]["march_s"] = march_s
             view = _march_view(task, pose, iv, collect=True)
     ngp["render"] = renders
@@ -295,7 +286,7 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
                  **{f"view_{n}": a for n, a in view.items()}, view_ref_rgb=render_img.reshape(-1, 3))
 
     # -- our compute on the saved batch, without sampling/marching (changes the parameters: last) ---------
-    ngp["compute_only_step_s"] = _median_time(fixed, max(3, min(args.steps, 15)))
+    ngp["compute_only_step_s"] = median_time(fixed, max(3, min(args.steps, 15)), warmup=1)
     return ngp
 
 
@@ -352,7 +343,7 @@ def bench_torch(args) -> dict:
         tn.train_step(model, opt, ema, batch, n_rays, min_transmittance=min_t, huber_delta=meta["huber_delta"],
                       ema_decay=meta["ema_decay"])
 
-    compute_s = _median_time(step, args.steps, warmup=2)
+    compute_s = median_time(step, args.steps, warmup=2)
     n_samples = int(batch["positions"].shape[0])
     step_s = compute_s + meta["march_s"]
     out.update({"adam": kind, "compute_only_step_s": compute_s, "march_s": meta["march_s"], "step_s": step_s,
@@ -366,7 +357,7 @@ def bench_torch(args) -> dict:
     n_view = meta["view_rays"]
     colors = tn.render_samples(model, view, n_view, min_transmittance=min_t, background=bg)
     out["parity"]["render_rgb_max_abs_err"] = float(np.max(np.abs(colors.numpy() - z["view_ref_rgb"])))
-    infer_s = _median_time(lambda: tn.render_samples(model, view, n_view, min_transmittance=min_t, background=bg),
+    infer_s = median_time(lambda: tn.render_samples(model, view, n_view, min_transmittance=min_t, background=bg),
                            args.renders, warmup=0)
     render_s = infer_s + meta["render_march_s"]
     out.update({"render_resolution": meta["view_resolution"], "render_infer_s": infer_s,
