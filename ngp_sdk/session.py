@@ -91,6 +91,38 @@ class Session:
         return cls(ImageTask(_image_config(config), data, device=device))
 
     @classmethod
+    def sdf(
+        cls,
+        mesh: str | os.PathLike | Any,
+        *,
+        config: Any = None,
+        device: Any = None,
+    ) -> Session:
+        """A session that fits a signed distance function to a triangle mesh.
+
+        Args:
+            mesh: an OBJ/PLY/STL path or a loaded :class:`~ngp_sdk.data.meshes.TriangleMesh`.
+            config: a :class:`~ngp_sdk.sdf_config.SdfConfig`, a dict or a JSON path (default: instant-ngp's).
+            device: Warp device (``None`` = Warp's current).
+        """
+        from .data.meshes import TriangleMesh, load_mesh
+        from .sdf_config import SdfConfig
+        from .tasks.sdf import SdfTask
+
+        if config is None:
+            cfg = SdfConfig()
+        elif isinstance(config, SdfConfig):
+            cfg = config
+        elif isinstance(config, dict):
+            cfg = SdfConfig.from_dict(config)
+        elif isinstance(config, (str, os.PathLike)):
+            cfg = SdfConfig.from_dict(load_config_file(config))
+        else:
+            raise ConfigError(f"config must be an SdfConfig, a dict or a JSON path, got {type(config).__name__}")
+        data = mesh if isinstance(mesh, TriangleMesh) else load_mesh(mesh)
+        return cls(SdfTask(cfg, data, device=device))
+
+    @classmethod
     def nerf(
         cls,
         data: str | os.PathLike | Any,

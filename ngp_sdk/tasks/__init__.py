@@ -7,5 +7,6 @@ The registry maps a primitive name (``"image"``, ``"nerf"``, ...) to its task cl
 from .base import TASKS, Task, register_task
 from .image import ImageTask
 from .nerf import NerfTask
+from .sdf import SdfTask
 
-__all__ = ["TASKS", "Task", "register_task", "ImageTask", "NerfTask"]
+__all__ = ["TASKS", "Task", "register_task", "ImageTask", "NerfTask", "SdfTask"]
