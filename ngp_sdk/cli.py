@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_nerf import add_parsers as add_nerf_parsers
 
     add_nerf_parsers(sub)
+    from .cli_sdf import add_parsers as add_sdf_parsers
+
+    add_sdf_parsers(sub)
     _add_plugin_parsers(sub)
     return p
 
@@ -168,10 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         wp.config.log_level = wp.LOG_ERROR  # no init banner / module-load lines on the user's terminal
     from .cli_nerf import HANDLERS as NERF_HANDLERS
+    from .cli_sdf import HANDLERS as SDF_HANDLERS
     from .errors import NgpError
 
     handlers = {("image", "train"): _cmd_image_train, ("image", "render"): _cmd_image_render,
-                ("demo", None): _cmd_demo, **NERF_HANDLERS}
+                ("demo", None): _cmd_demo, **NERF_HANDLERS, **SDF_HANDLERS}
     handler = getattr(args, "handler", None) or handlers[(args.command, getattr(args, "action", None))]
     try:
         return handler(args)

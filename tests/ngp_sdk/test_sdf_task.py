@@ -134,3 +134,32 @@ def test_load_obj_file(sphere, tmp_path):
     path.write_text("\n".join(lines) + "\n")
     session = Session.sdf(path, config=_tiny_config(1024), device="cpu")
     assert session.task.step()["loss"] > 0
+
+
+def test_cli_sdf_train_and_eval(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    trimesh = pytest.importorskip("trimesh")
+    mesh_path = tmp_path / "ball.obj"
+    trimesh.creation.icosphere(subdivisions=2, radius=0.5).export(mesh_path)
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"encoding": {"n_levels": 6, "log2_hashmap_size": 14, "per_level_scale": 1.5},
+                               "network": {"n_neurons": 32, "n_hidden_layers": 1},
+                               "training": {"batch_size": 8192}}))
+    snap = tmp_path / "ball.ingp"
+
+    def ngp(*a):
+        return subprocess.run([sys.executable, "-m", "ngp_sdk.cli", *a], capture_output=True, text=True, timeout=300)
+
+    r = ngp("sdf", "train", str(mesh_path), "--steps", "10", "--config", str(cfg), "--out", str(snap), "--json",
+            "--no-progress", "--eval-points", "20000")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["steps"] == 10 and 0 <= out["iou"] <= 1 and snap.is_file()
+    r = ngp("sdf", "eval", str(snap), "--mesh", str(mesh_path), "--points", "20000", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["iou"] == out["iou"]  # same points, same model
+    r = ngp("sdf", "eval", str(snap), "--mesh", str(tmp_path / "missing.obj"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: ")
