@@ -36,6 +36,7 @@ __all__ = [
     "OptimizerConfig",
     "LossConfig",
     "TrainingConfig",
+    "GridMlpConfigJson",
     "ImageConfig",
     "DirEncodingConfig",
     "NerfTrainingConfig",
@@ -280,8 +281,47 @@ class TrainingConfig:
         return _from_dict(cls, data, where)
 
 
+class GridMlpConfigJson:
+    """JSON round trip of configs made of ``encoding``/``network``/``optimizer``/``loss``/``training`` sections.
+
+    Mixed into frozen dataclasses with exactly those fields; a missing section keeps the class default.
+    """
+
+    @classmethod
+    def from_dict(cls, data: Any):
+        """Build from a tcnn-style JSON object.
+
+        Raises:
+            ConfigError: for a non-object, an unknown key or an invalid value.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
+        allowed = {"encoding", "network", "optimizer", "loss", "training"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ConfigError(f"config: unknown key {sorted(unknown)[0]!r}; valid keys: {', '.join(sorted(allowed))}")
+        base = cls()
+        return cls(
+            encoding=HashGridConfig.from_dict(data["encoding"]) if "encoding" in data else base.encoding,
+            network=NetworkConfig.from_dict(data["network"]) if "network" in data else base.network,
+            optimizer=OptimizerConfig.from_dict(data["optimizer"]) if "optimizer" in data else base.optimizer,
+            loss=LossConfig.from_dict(data["loss"]) if "loss" in data else base.loss,
+            training=TrainingConfig.from_dict(data["training"]) if "training" in data else base.training,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tcnn-style JSON object (inverse of :meth:`from_dict`)."""
+        return {
+            "encoding": dataclasses.asdict(self.encoding),
+            "network": dataclasses.asdict(self.network),
+            "optimizer": self.optimizer.to_dict(),
+            "loss": dataclasses.asdict(self.loss),
+            "training": dataclasses.asdict(self.training),
+        }
+
+
 @dataclass(frozen=True, kw_only=True)
-class ImageConfig:
+class ImageConfig(GridMlpConfigJson):
     """Gigapixel-image primitive: 2D hash grid + MLP -> RGB.
 
     Defaults are instant-ngp's ``configs/image/base.json`` (L2 loss, Adam 1e-2 in an ExponentialDecay, hash grid
@@ -299,32 +339,6 @@ class ImageConfig:
     )
     loss: LossConfig = field(default_factory=lambda: LossConfig(otype="L2"))
     training: TrainingConfig = field(default_factory=TrainingConfig)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ImageConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
-        allowed = {"encoding", "network", "optimizer", "loss", "training"}
-        unknown = set(data) - allowed
-        if unknown:
-            raise ConfigError(f"config: unknown key {sorted(unknown)[0]!r}; valid keys: {', '.join(sorted(allowed))}")
-        base = cls()
-        return cls(
-            encoding=HashGridConfig.from_dict(data["encoding"]) if "encoding" in data else base.encoding,
-            network=NetworkConfig.from_dict(data["network"]) if "network" in data else base.network,
-            optimizer=OptimizerConfig.from_dict(data["optimizer"]) if "optimizer" in data else base.optimizer,
-            loss=LossConfig.from_dict(data["loss"]) if "loss" in data else base.loss,
-            training=TrainingConfig.from_dict(data["training"]) if "training" in data else base.training,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "encoding": dataclasses.asdict(self.encoding),
-            "network": dataclasses.asdict(self.network),
-            "optimizer": self.optimizer.to_dict(),
-            "loss": dataclasses.asdict(self.loss),
-            "training": dataclasses.asdict(self.training),
-        }
 
 
 def nerf_per_level_scale(desired_resolution: float, base_resolution: int, n_levels: int) -> float:

@@ -28,7 +28,7 @@ from warp_kernels.mlp import MlpWorkspace, init_mlp_params, mlp_backward, mlp_fo
 from .config import HashGridConfig, NetworkConfig
 from .errors import SnapshotError
 
-__all__ = ["ParamGroup", "ParamsState", "HashGrid", "Mlp", "ImageField"]
+__all__ = ["ParamGroup", "ParamsState", "HashGrid", "Mlp", "GridMlpField", "ImageField"]
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,8 @@ class Mlp:
         return [ParamGroup(self.name, self.params, self.grads, "mlp")]
 
 
-class ImageField(ParamsState):
-    """2D hash grid followed by an MLP with 3 outputs (linear RGB).
+class GridMlpField(ParamsState):
+    """A hash grid (``n_dims``-D) followed by an MLP with ``n_output_dims`` outputs; subclasses fix both.
 
     Args:
         encoding: hash-grid configuration.
@@ -174,12 +174,13 @@ class ImageField(ParamsState):
         seed: initialisation seed.
     """
 
-    n_output_dims = 3
+    n_dims: int = 3
+    n_output_dims: int = 1
 
     def __init__(self, encoding: HashGridConfig, network: NetworkConfig, *, device=None, seed: int = 0):
         self.device = resolve_device(device)
-        self.grid = HashGrid(encoding, 2, device=self.device, seed=seed)
-        self.mlp = Mlp(network, self.grid.n_output_dims, 3, device=self.device, seed=seed + 1)
+        self.grid = HashGrid(encoding, self.n_dims, device=self.device, seed=seed)
+        self.mlp = Mlp(network, self.grid.n_output_dims, self.n_output_dims, device=self.device, seed=seed + 1)
         self._features: wp.array | None = None
         self._x: wp.array | None = None
 
@@ -187,7 +188,11 @@ class ImageField(ParamsState):
         return self.grid.param_groups() + self.mlp.param_groups()
 
     def forward(self, x: wp.array) -> wp.array:
-        """Training forward on positions ``[N, 2]`` in [0, 1]; keeps what :meth:`backward` needs."""
+        """Training forward on positions ``[N, n_dims]`` in [0, 1]; keeps what :meth:`backward` needs.
+
+        Returns:
+            float32 ``[N, n_output_dims]`` (a view into the training workspace).
+        """
         n = x.shape[0]
         if self._features is None or self._features.shape[0] != n:
             self._features = wp.empty((n, self.grid.n_output_dims), dtype=wp.float32, device=self.device)
@@ -195,16 +200,23 @@ class ImageField(ParamsState):
         self.grid.forward(x, out=self._features)
         return self.mlp.forward(self._features)
 
-    def backward(self, grad_rgb: wp.array) -> None:
-        """Backpropagate dL/drgb ``[N, 3]`` of the latest :meth:`forward` into both gradient buffers."""
-        d_features = self.mlp.backward(grad_rgb, need_input_grad=True)
+    def backward(self, grad_output: wp.array) -> None:
+        """Backpropagate dL/doutput ``[N, n_output_dims]`` of the latest :meth:`forward` into both gradients."""
+        d_features = self.mlp.backward(grad_output, need_input_grad=True)
         self.grid.backward(self._x, d_features)
 
     def infer(self, x: wp.array, params: dict[str, wp.array] | None = None,
               workspace: MlpWorkspace | None = None) -> wp.array:
-        """Inference on ``[N, 2]`` with optional parameter overrides (e.g. EMA) and a private workspace."""
+        """Inference on ``[N, n_dims]`` with optional parameter overrides (e.g. EMA) and a private workspace."""
         params = params or {}
         feats = self.grid.forward(x, params=params.get(self.grid.name))
         ws = workspace if workspace is not None else self.mlp.new_workspace()
         return self.mlp.forward(feats, params=params.get(self.mlp.name), workspace=ws, keep_activations=False)
+
+
+class ImageField(GridMlpField):
+    """2D hash grid followed by an MLP with 3 outputs (linear RGB)."""
+
+    n_dims = 2
+    n_output_dims = 3
 
