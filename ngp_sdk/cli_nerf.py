@@ -44,36 +44,42 @@ def add_parsers(sub) -> None:
     ev.add_argument("--max-images", type=_positive_int, default=None)
     ev.add_argument("--json", action="store_true")
 
-    rd = sub.add_parser("render", help="render a NeRF snapshot: one view, an orbit or an instant-ngp camera path")
+    rd = sub.add_parser("render", help="render a NeRF or SDF snapshot: one view, an orbit or an instant-ngp "
+                                       "camera path (SDF snapshots are sphere-traced)")
     rd.add_argument("snapshot")
     how = rd.add_mutually_exclusive_group()
     how.add_argument("--camera-path", default=None, help="instant-ngp camera path json ({'path': [{R, T, fov}]})")
     how.add_argument("--orbit", type=_positive_int, default=None, metavar="N",
                      help="N frames orbiting the scene centre at the first camera's radius and height")
-    how.add_argument("--view", type=int, default=None, help="render training camera VIEW (default 0)")
+    how.add_argument("--view", type=int, default=None,
+                     help="render training camera VIEW (default 0; SDF: 0 = the default camera)")
     rd.add_argument("--frames", type=_positive_int, default=60, help="frames of a camera path (default 60)")
     rd.add_argument("--fps", type=_positive_float, default=30.0)
     rd.add_argument("--width", type=_positive_int, default=None)
     rd.add_argument("--height", type=_positive_int, default=None)
     rd.add_argument("--depth", action="store_true", help="append a depth map to each frame")
+    rd.add_argument("--normals", action="store_true", help="SDF: append a normal map to each frame")
+    rd.add_argument("--shading", choices=("lambert", "normals"), default="lambert", help="SDF: surface shading")
+    rd.add_argument("--ao", action="store_true", help="SDF: ambient occlusion")
     rd.add_argument("--out", required=True, help="image file, video (.mp4/.gif) or a folder for PNG frames")
 
     ex = sub.add_parser("export", help="export geometry").add_subparsers(dest="action", required=True)
-    me = ex.add_parser("mesh", help="marching-cubes mesh of a NeRF snapshot (PLY/OBJ with vertex colours)")
+    me = ex.add_parser("mesh", help="marching-cubes mesh of a NeRF (with vertex colours) or SDF snapshot (PLY/OBJ)")
     me.add_argument("snapshot")
-    me.add_argument("--out", required=True, help="mesh.ply or mesh.obj (NeRF/input coordinate frame)")
+    me.add_argument("--out", required=True, help="mesh.ply or mesh.obj (NeRF world frame / the input mesh's frame)")
     me.add_argument("--resolution", type=_positive_int, default=256)
-    me.add_argument("--threshold", type=float, default=2.5, help="density iso-value (instant-ngp: 2.5)")
+    me.add_argument("--threshold", type=float, default=None,
+                    help="iso-value: NeRF density (default 2.5, instant-ngp's), SDF distance in mesh units (default 0)")
 
 
-def _load_nerf(snapshot: str, device, **kwargs):
+def _load(snapshot: str, device, primitives: tuple[str, ...] = ("nerf",), **kwargs):
     from .errors import SnapshotError
     from .session import Session
 
     session = Session.load(snapshot, device=device, **kwargs)
-    if session.primitive != "nerf":
-        raise SnapshotError(f"{snapshot} holds a {session.primitive!r} snapshot, not a NeRF "
-                            f"(use `ngp {session.primitive} render`)")
+    if session.primitive not in primitives:
+        raise SnapshotError(f"{snapshot} holds a {session.primitive!r} snapshot, not a "
+                            f"{' or '.join(p.upper() for p in primitives)} (use `ngp {session.primitive} render`)")
     return session
 
 
@@ -121,7 +127,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     p = Path(args.data)
     ds = load_nerf_dataset(p, split=None if p.is_file() else "val", downscale=args.downscale)
-    session = _load_nerf(args.snapshot, args.device, eval_dataset=ds)
+    session = _load(args.snapshot, args.device, eval_dataset=ds)
     t0 = time.perf_counter()
     m = session.task.evaluate(max_images=args.max_images)
     _emit(args, {"psnr": round(m["psnr"], 3), "ssim": round(m["ssim"], 4), "n_images": int(m["n_images"]),
@@ -149,22 +155,30 @@ def _cameras(args: argparse.Namespace, scene) -> list[tuple[Any, Any]]:
     return [(None, None)]
 
 
-def _cmd_render(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .data.images import linear_to_srgb, save_image
+def _nerf_frames(session, args: argparse.Namespace) -> list:
     from .errors import DataError
 
-    session = _load_nerf(args.snapshot, args.device)
     scene = session.task.scene
     view = args.view or 0
     if not 0 <= view < scene.n_cameras:
         raise DataError(f"--view {view} is out of range for {scene.n_cameras} cameras")
-    t0 = time.perf_counter()
     frames = []
     for c2w, intr in _cameras(args, scene):
         size = {} if intr is not None else {"width": args.width, "height": args.height}
         frames.append(session.render(view=view, c2w=c2w, intrinsics=intr, with_depth=args.depth, **size))
+    return frames
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .cli_sdf import sdf_frames
+    from .data.images import linear_to_srgb, save_image
+    from .errors import DataError
+
+    session = _load(args.snapshot, args.device, ("nerf", "sdf"))
+    t0 = time.perf_counter()
+    frames = {"nerf": _nerf_frames, "sdf": sdf_frames}[session.primitive](session, args)
     out = Path(args.out)
     if out.suffix.lower() in _VIDEO_SUFFIXES:
         import imageio.v3 as iio
@@ -193,11 +207,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_mesh(args: argparse.Namespace) -> int:
-    from .export import extract_mesh, save_mesh
+    from .export import save_mesh
 
-    session = _load_nerf(args.snapshot, args.device)
+    session = _load(args.snapshot, args.device, ("nerf", "sdf"))
     t0 = time.perf_counter()
-    mesh = extract_mesh(session.task, resolution=args.resolution, threshold=args.threshold)
+    threshold = {} if args.threshold is None else {"threshold": args.threshold}
+    mesh = session.task.extract_mesh(resolution=args.resolution, **threshold)
     path = save_mesh(mesh, args.out)
     print(f"wrote {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces in "
           f"{time.perf_counter() - t0:.2f} s")

@@ -1,13 +1,18 @@
-"""``ngp sdf ...``: train a neural signed distance field on a mesh and evaluate it (IoU against the mesh)."""
+"""``ngp sdf train|eval``, and the SDF side of ``ngp render``: a mesh -> neural signed distance field.
+
+:mod:`ngp_sdk.cli` adds these parsers with :func:`add_parsers` and dispatches through :data:`HANDLERS`; its
+error handling applies (an :class:`~ngp_sdk.errors.NgpError` prints one ``error: ...`` line, exit 2).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
-__all__ = ["add_parsers", "HANDLERS"]
+from .cli import _emit, _positive_float, _positive_int
+
+__all__ = ["add_parsers", "HANDLERS", "sdf_frames"]
 
 
 def add_parsers(sub) -> None:
@@ -17,26 +22,25 @@ def add_parsers(sub) -> None:
     tr = sdf.add_parser("train", help="fit the signed distance of an OBJ/PLY/STL mesh")
     tr.add_argument("mesh")
     budget = tr.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--steps", type=int, help="training steps")
-    budget.add_argument("--seconds", type=float, help="training time budget in seconds")
+    budget.add_argument("--steps", type=_positive_int, help="training steps")
+    budget.add_argument("--seconds", type=_positive_float, help="training time budget in seconds")
     tr.add_argument("--out", default=None, help="snapshot to write (.ingp or .msgpack)")
     tr.add_argument("--config", default=None, help="SDF JSON config (default: instant-ngp's)")
-    tr.add_argument("--eval-points", type=int, default=1 << 20, help="uniform points for the IoU after training")
+    tr.add_argument("--eval-points", type=_positive_int, default=1 << 20,
+                    help="uniform points for the IoU after training")
     tr.add_argument("--json", action="store_true", help="print one JSON line with the results")
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    ev = sdf.add_parser("eval", help="IoU and mean |error| of an SDF snapshot against its mesh")
+    ev = sdf.add_parser("eval", help="IoU, Chamfer distance and normal consistency of an SDF snapshot "
+                                     "against its mesh")
     ev.add_argument("snapshot")
     ev.add_argument("--mesh", required=True, help="the mesh the snapshot was trained on")
-    ev.add_argument("--points", type=int, default=1 << 20, help="uniform random points")
+    ev.add_argument("--points", type=_positive_int, default=1 << 20, help="uniform random points for the IoU")
+    ev.add_argument("--mesh-resolution", type=int, default=256,
+                    help="marching-cubes resolution of the mesh compared with the input (0: skip Chamfer)")
+    ev.add_argument("--surface-points", type=_positive_int, default=200_000,
+                    help="points sampled on each surface for Chamfer / normal consistency")
+    ev.add_argument("--export", default=None, help="also write the compared mesh (PLY/OBJ, mesh frame)")
     ev.add_argument("--json", action="store_true")
-
-
-def _emit(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    if args.json:
-        print(json.dumps(result, sort_keys=True), flush=True)
-    else:
-        for k, v in result.items():
-            print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -46,6 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     r = session.train(steps=args.steps, seconds=args.seconds, progress=not args.no_progress)
     m = session.task.evaluate(n_points=args.eval_points)
+    session.metrics.update(m)
     result: dict[str, Any] = {"steps": session.step_count, "seconds": round(r.seconds, 3), "loss": r.loss,
                               "samples_per_second": round(r.samples_per_second), "iou": round(m["iou"], 5),
                               "mean_abs_error": m["mean_abs_error"], "interrupted": r.interrupted}
@@ -58,16 +63,65 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .data.meshes import load_mesh
-    from .errors import SnapshotError
+    from .errors import DataError, SnapshotError
     from .session import Session
 
     mesh = load_mesh(args.mesh)
     session = Session.load(args.snapshot, device=args.device, mesh=mesh)
     if session.primitive != "sdf":
         raise SnapshotError(f"{args.snapshot} holds a {session.primitive!r} snapshot, not an SDF")
+    t0 = time.perf_counter()
     m = session.task.evaluate(n_points=args.points)
-    _emit(args, {"iou": round(m["iou"], 5), "mean_abs_error": m["mean_abs_error"], "points": args.points})
+    result: dict[str, Any] = {"iou": round(m["iou"], 5), "mean_abs_error": m["mean_abs_error"],
+                              "points": args.points}
+    if args.mesh_resolution:
+        if not 8 <= args.mesh_resolution <= 1024:
+            raise DataError(f"--mesh-resolution must be 0 or in 8..1024, got {args.mesh_resolution}")
+        from .mesh_metrics import chamfer_and_normal_consistency
+
+        out = session.task.extract_mesh(resolution=args.mesh_resolution)
+        g = chamfer_and_normal_consistency(out.vertices, out.faces, mesh.vertices, mesh.faces,
+                                           n_points=args.surface_points)
+        result.update(chamfer=g["chamfer"], chamfer_relative=round(g["chamfer_relative"], 6),
+                      normal_consistency=round(g["normal_consistency"], 5), bbox_diagonal=g["bbox_diagonal"],
+                      mesh_resolution=args.mesh_resolution, mesh_faces=len(out.faces))
+        if args.export:
+            from .export import save_mesh
+
+            result["mesh"] = str(save_mesh(out, args.export))
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    _emit(args, result)
     return 0
+
+
+def sdf_frames(session, args: argparse.Namespace) -> list:
+    """The frames ``ngp render`` asks of an SDF snapshot: the default camera, an orbit or a camera path.
+
+    Camera paths are in the SDF's internal frame (the normalised unit cube), like instant-ngp's SDF mode.
+    """
+    import numpy as np
+
+    from .camera_path import eval_camera_path, intrinsics_with_fov, load_camera_path, orbit_poses
+    from .errors import DataError
+
+    task = session.task
+    if args.view not in (None, 0):
+        raise DataError(f"--view {args.view}: an SDF snapshot has no training cameras; use --orbit or --camera-path")
+    w = args.width or (args.height or 512)
+    h = args.height or w
+    pose, intr = task.default_camera(w, h)
+    cams: list[tuple[np.ndarray, Any]] = [(pose, intr)]
+    if args.orbit:
+        cams = [(p, intr) for p in orbit_poses(pose, task.centre, (0.0, 1.0, 0.0), args.orbit)]
+    elif args.camera_path:
+        keys = load_camera_path(args.camera_path)
+        n = args.frames
+        cams = []
+        for i in range(n):
+            c2w, fov = eval_camera_path(keys, i / (n - 1) if n > 1 else 0.0)
+            cams.append((c2w, intr if fov is None else intrinsics_with_fov(w, h, fov)))
+    return [session.render(c2w=c2w, intrinsics=i, shading=args.shading, ambient_occlusion=args.ao,
+                           with_depth=args.depth, with_normals=args.normals) for c2w, i in cams]
 
 
 HANDLERS = {("sdf", "train"): _cmd_train, ("sdf", "eval"): _cmd_eval}

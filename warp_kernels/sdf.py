@@ -146,7 +146,8 @@ def mesh_signed_distance(
     return out
 
 
-def sample_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator, *,
+                          return_face_index: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Area-weighted uniform samples on a triangle soup (host side).
 
     Args:
@@ -154,9 +155,10 @@ def sample_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: 
         faces: ``[F, 3]`` vertex indices.
         n: number of samples.
         rng: NumPy random generator.
+        return_face_index: also return the triangle of each sample.
 
     Returns:
-        float32 ``[n, 3]`` points on the surface.
+        float32 ``[n, 3]`` points on the surface (and int64 ``[n]`` triangle indices with ``return_face_index``).
 
     Raises:
         KernelArgumentError: when the mesh has zero total area.
@@ -171,8 +173,8 @@ def sample_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: 
     r1 = np.sqrt(rng.random(n))
     r2 = rng.random(n)
     a, b, c = tri[face, 0], tri[face, 1], tri[face, 2]
-    p = (1.0 - r1)[:, None] * a + (r1 * (1.0 - r2))[:, None] * b + (r1 * r2)[:, None] * c
-    return p.astype(np.float32)
+    p = ((1.0 - r1)[:, None] * a + (r1 * (1.0 - r2))[:, None] * b + (r1 * r2)[:, None] * c).astype(np.float32)
+    return (p, face) if return_face_index else p
 
 
 def sample_sdf_training_points(

@@ -40,6 +40,7 @@ from ..config import NerfConfig, load_config_file
 from ..data.images import srgb_to_linear
 from ..data.nerf_data import NerfDataset, composite_alpha, load_nerf_dataset
 from ..errors import ConfigError, DataError, SnapshotError
+from ..export import Mesh, extract_mesh
 from ..metrics import psnr, ssim
 from ..nerf_field import NerfField
 from ..nerf_render import RenderedImage, RenderSettings, alive_samples, render_camera
@@ -340,6 +341,11 @@ class NerfTask:
             vis = np.where(img.opacity > 0.01, 1.0 - d / far, 0.0).astype(np.float32)
             panels.append(np.repeat(vis[..., None], 3, axis=2))
         return srgb_to_linear(np.clip(np.concatenate(panels, axis=1), 0, 1))
+
+    def extract_mesh(self, *, resolution: int = 256, threshold: float = 2.5, min_component: float = 0.01) -> Mesh:
+        """Marching-cubes mesh of the density (vertex colours, NeRF world frame); see
+        :func:`~ngp_sdk.export.extract_mesh`."""
+        return extract_mesh(self, resolution=resolution, threshold=threshold, min_component=min_component)
 
     def evaluate(self, dataset: NerfDataset | str | None = None, *, max_images: int | None = None,
                  background=None) -> dict[str, float]:

@@ -11,17 +11,26 @@ from warp_kernels._common import resolve_device
 from warp_kernels.losses import compute_loss
 from warp_kernels.sdf import build_mesh, mesh_signed_distance, sample_sdf_training_points
 
+from ..camera_path import intrinsics_with_fov, look_at
+from ..cameras import Intrinsics, opencv_to_opengl, opengl_to_opencv
+from ..data.images import srgb_to_linear
 from ..data.meshes import TriangleMesh, normalize_to_unit_cube
 from ..errors import DataError, SnapshotError
+from ..export import Mesh, extract_sdf_mesh
 from ..optim import Optimizer
 from ..sdf_config import SdfConfig
 from ..sdf_field import SdfField
+from ..sdf_render import SdfRenderedImage, SdfRenderSettings, render_sdf_camera
 from .base import register_task
 
 __all__ = ["SdfTask"]
 
 #: Points per inference chunk in :meth:`SdfTask.evaluate` and :meth:`SdfTask.render`.
 EVAL_CHUNK = 1 << 18
+
+#: Default view: from the front-right and above the shape (mesh frame, +y up), vertical field of view in degrees.
+DEFAULT_VIEW_DIRECTION = (0.45, 0.35, 1.0)
+DEFAULT_FOV_Y = 35.0
 
 
 @register_task
@@ -36,7 +45,13 @@ class SdfTask:
         mesh: the training mesh in its own coordinates; ``None`` for a task restored from a snapshot.
         scale: normalisation scale when ``mesh`` is None (``normalized = vertices * scale + offset``).
         offset: normalisation offset ``[3]`` when ``mesh`` is None.
+        bounds: the normalised mesh's bounding box ``[2, 3]`` when ``mesh`` is None (frames the default
+            camera; default: the unit cube).
         device: ``None`` = Warp's current device, resolved once.
+
+    Frames: the *mesh frame* is the input mesh's coordinates; the *internal frame* is the normalised unit
+    cube the field lives in (``internal = mesh * scale + offset``). Internal cameras use OpenCV axes, mesh-frame
+    cameras OpenGL axes (like the NeRF task's internal and world cameras).
 
     Raises:
         DataError: when neither a mesh nor its normalisation is given.
@@ -45,7 +60,7 @@ class SdfTask:
     primitive: ClassVar[str] = "sdf"
 
     def __init__(self, config: SdfConfig, mesh: TriangleMesh | None = None, *, scale: float | None = None,
-                 offset: np.ndarray | None = None, device=None):
+                 offset: np.ndarray | None = None, bounds: np.ndarray | None = None, device=None):
         self.device = resolve_device(device)
         self.config = config
         self.mesh_name = mesh.name if mesh is not None else None
@@ -54,8 +69,11 @@ class SdfTask:
             normalized, s, o = normalize_to_unit_cube(mesh)
             self.scale, self.offset = float(s), np.asarray(o, dtype=np.float32).reshape(3)
             self._mesh = build_mesh(normalized.vertices, normalized.faces, self.device)
+            self.bounds = normalized.bounds.astype(np.float32)
         elif scale is not None and offset is not None:
             self.scale, self.offset = float(scale), np.asarray(offset, dtype=np.float32).reshape(3)
+            self.bounds = (np.asarray(bounds, np.float32).reshape(2, 3) if bounds is not None
+                           else np.array([[0, 0, 0], [1, 1, 1]], np.float32))
         else:
             raise DataError("an SDF task needs a mesh or its normalisation (scale, offset)")
         seed = config.training.seed
@@ -104,19 +122,102 @@ class SdfTask:
         return self.config.training.batch_size
 
     # -- inference -----------------------------------------------------------------------------------------
-    def predict(self, points: np.ndarray, *, chunk: int = EVAL_CHUNK) -> np.ndarray:
-        """Predicted signed distances float32 ``[N]`` at normalised points ``[N, 3]`` (EMA weights if any)."""
-        pts = np.ascontiguousarray(points, dtype=np.float32).reshape(-1, 3)
-        params = self.optimizer.inference_params()
-        out = np.empty(pts.shape[0], dtype=np.float32)
-        for start in range(0, pts.shape[0], chunk):
-            x = wp.array(pts[start:start + chunk], dtype=wp.float32, device=self.device)
-            out[start:start + x.shape[0]] = self.field.infer(x, params, workspace=self._ws).numpy()[:, 0]
-        return out
+    def sdf_fn(self, params: dict[str, wp.array] | None = None):
+        """A callback ``points wp [M, 3] -> sdf wp [M]`` (internal frame) over the inference weights, chunked."""
+        params = self.optimizer.inference_params() if params is None else params
+        ws = self.field.mlp.new_workspace()
 
-    def render(self, *, width: int = 256, height: int = 256, axis: int = 2, position: float = 0.5,
+        def fn(x: wp.array) -> wp.array:
+            out = wp.empty(x.shape[0], dtype=wp.float32, device=self.device)
+            for start in range(0, x.shape[0], EVAL_CHUNK):
+                stop = min(x.shape[0], start + EVAL_CHUNK)
+                wp.copy(out, self.field.infer(x[start:stop], params, workspace=ws).flatten(), dest_offset=start)
+            return out
+
+        return fn
+
+    def normal_fn(self, params: dict[str, wp.array] | None = None):
+        """A callback ``points wp [M, 3] -> unit normals wp [M, 3]`` (the normalised SDF gradient)."""
+        params = self.optimizer.inference_params() if params is None else params
+        return lambda x: self.field.normals(x, params)
+
+    def predict(self, points: np.ndarray) -> np.ndarray:
+        """Predicted signed distances float32 ``[N]`` at internal-frame points ``[N, 3]`` (EMA weights if any)."""
+        pts = np.ascontiguousarray(points, dtype=np.float32).reshape(-1, 3)
+        return self.sdf_fn()(wp.array(pts, dtype=wp.float32, device=self.device)).numpy()
+
+    def default_camera(self, width: int = 512, height: int = 512,
+                       fov_y: float = DEFAULT_FOV_Y) -> tuple[np.ndarray, Intrinsics]:
+        """An internal ``c2w [3, 4]`` (OpenCV axes) framing the whole shape, and its pinhole intrinsics."""
+        lo, hi = self.bounds.astype(np.float64)
+        centre, radius = 0.5 * (lo + hi), 0.5 * float(np.linalg.norm(hi - lo))
+        direction = np.asarray(DEFAULT_VIEW_DIRECTION, np.float64)
+        distance = 1.05 * radius / np.sin(np.radians(fov_y) / 2)
+        pose = look_at(centre + distance * direction / np.linalg.norm(direction), centre, (0.0, 1.0, 0.0))
+        return pose, intrinsics_with_fov(width, height, fov_y)
+
+    @property
+    def centre(self) -> np.ndarray:
+        """Internal-frame centre of the shape's bounding box (the orbit centre)."""
+        return 0.5 * (self.bounds[0] + self.bounds[1]).astype(np.float64)
+
+    def render_view(self, c2w: np.ndarray, intrinsics: Intrinsics,
+                    settings: SdfRenderSettings | None = None) -> SdfRenderedImage:
+        """Sphere-trace an internal camera (``c2w [3, 4]``, OpenCV axes); depth in internal units."""
+        return render_sdf_camera(self.sdf_fn(), self.normal_fn(), c2w, intrinsics,
+                                 settings=settings or SdfRenderSettings(), device=self.device)
+
+    def render_world(self, c2w: np.ndarray, intrinsics: Intrinsics,
+                     settings: SdfRenderSettings | None = None) -> SdfRenderedImage:
+        """Sphere-trace a camera in the mesh frame (``c2w [3|4, 4]``, OpenGL axes, like transforms.json).
+
+        Returns depth as the distance along each ray in mesh units; normals are the same in both frames.
+        """
+        pose = opengl_to_opencv(np.asarray(c2w, np.float64))[:3].copy()
+        pose[:, 3] = pose[:, 3] * self.scale + self.offset
+        img = self.render_view(pose, intrinsics, settings)
+        return SdfRenderedImage(rgb=img.rgb, depth=(img.depth / self.scale).astype(np.float32),
+                                normals=img.normals, hit=img.hit)
+
+    def mesh_frame_pose(self, c2w: np.ndarray) -> np.ndarray:
+        """Internal ``c2w`` (OpenCV axes) -> mesh-frame ``[4, 4]`` (OpenGL axes)."""
+        pose = np.asarray(c2w, np.float64).reshape(-1, 4)[:3].copy()
+        pose[:, 3] = (pose[:, 3] - self.offset) / self.scale
+        return opencv_to_opengl(pose)
+
+    def render(self, *, c2w: np.ndarray | None = None, intrinsics: Intrinsics | None = None,
+               width: int | None = None, height: int | None = None, shading: str = "lambert",
+               ambient_occlusion: bool = False, with_depth: bool = False, with_normals: bool = False,
                **_: Any) -> np.ndarray:
-        """An orthographic slice of the SDF through ``axis = position`` as float32 RGB ``[height, width, 3]``.
+        """A sphere-traced, shaded view as float32 linear RGB ``[H, W * k, 3]``.
+
+        Args:
+            c2w: internal camera-to-world ``[3, 4]`` (OpenCV axes); default :meth:`default_camera`.
+            intrinsics: camera intrinsics (default: 35 degree pinhole, 512x512 or ``width`` x ``height``).
+            width: output width when ``intrinsics`` is None.
+            height: output height when ``intrinsics`` is None.
+            shading: ``"lambert"`` or ``"normals"``.
+            ambient_occlusion: darken creases (SDF ambient occlusion).
+            with_depth: append a depth panel (near = bright).
+            with_normals: append a normal-map panel.
+        """
+        w = width or (height or 512)
+        h = height or w
+        pose, default_intr = self.default_camera(w, h)
+        if c2w is not None:
+            pose = np.asarray(c2w, np.float64).reshape(-1, 4)[:3]
+        img = self.render_view(pose, intrinsics or default_intr,
+                               SdfRenderSettings(shading=shading, ambient_occlusion=ambient_occlusion))
+        panels = [img.rgb]
+        if with_depth:
+            panels.append(srgb_to_linear(img.depth_image()))
+        if with_normals:
+            panels.append(srgb_to_linear(img.normal_image()))
+        return np.concatenate(panels, axis=1)
+
+    def render_slice(self, *, width: int = 256, height: int = 256, axis: int = 2,
+                     position: float = 0.5) -> np.ndarray:
+        """An orthographic slice of the SDF through ``axis = position`` as float32 linear RGB ``[height, width, 3]``.
 
         Inside is blue, outside orange, with contour bands every 1/64 and the zero level set drawn white.
         """
@@ -136,7 +237,14 @@ class SdfTask:
         band = 0.8 + 0.2 * np.cos(2 * np.pi * 64 * d)[..., None]
         img = base * band * (1 - np.exp(-8 * np.abs(d)))[..., None] + 0.2 * base
         img = np.where((np.abs(d) < 1.5 / max(width, height))[..., None], 1.0, img)
-        return np.clip(img, 0, 1).astype(np.float32)
+        return srgb_to_linear(np.clip(img, 0, 1))
+
+    def extract_mesh(self, *, resolution: int = 256, threshold: float | None = None) -> Mesh:
+        """Marching-cubes mesh of the zero level set (or ``threshold``, in mesh units) in the mesh frame."""
+        level = 0.0 if threshold is None else float(threshold) * self.scale
+        m = extract_sdf_mesh(self.sdf_fn(), resolution=resolution, level=level, device=self.device)
+        vertices = ((m.vertices.astype(np.float64) - self.offset) / self.scale).astype(np.float32)
+        return Mesh(vertices=vertices, faces=m.faces, colors=None, normals=m.normals)
 
     def evaluate(self, n_points: int = 1 << 18, seed: int = 0) -> dict[str, float]:
         """IoU of inside/outside on uniform points in ``[0, 1]^3`` and mean |error| there (normalised units)."""
@@ -161,6 +269,7 @@ class SdfTask:
             "params": self.field.state_dict(),
             "step": self.step_count,
             "mesh_name": self.mesh_name,
+            "bounds": self.bounds.astype(float).tolist(),
         }
         opt = self.optimizer.snapshot(include_optimizer=include_optimizer)
         if opt is not None:
@@ -176,11 +285,14 @@ class SdfTask:
             offset = np.asarray([float(v) for v in state["offset"]], dtype=np.float32)
             params = state["params"]
             step = int(state.get("step", 0))
+            bounds = np.asarray(state["bounds"], np.float32) if "bounds" in state else None
         except (KeyError, TypeError, ValueError) as e:
             raise SnapshotError(f"SDF snapshot state is incomplete ({e})") from None
         if offset.shape != (3,):
             raise SnapshotError(f"SDF snapshot offset must have 3 values, got {offset.shape[0]}")
-        task = cls(cfg, mesh, scale=scale, offset=offset, device=device)
+        if bounds is not None and bounds.shape != (2, 3):
+            raise SnapshotError(f"SDF snapshot bounds must be 2x3, got {bounds.shape}")
+        task = cls(cfg, mesh, scale=scale, offset=offset, bounds=bounds, device=device)
         task.field.load_state_dict(params)
         if "optimizer" in state:
             task.optimizer.restore(state["optimizer"], step)

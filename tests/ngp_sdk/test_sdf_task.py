@@ -92,9 +92,80 @@ def test_train_reaches_iou(trained):
 
 
 def test_render_slice(trained):
-    img = trained[0].task.render(width=32, height=24)
+    img = trained[0].task.render_slice(width=32, height=24)
     assert img.shape == (24, 32, 3) and img.dtype == np.float32
     assert np.isfinite(img).all()
+
+
+def test_sphere_traced_view_sees_the_sphere_at_its_depth(trained, sphere):
+    """Rendered in the mesh frame, hits and depths agree with the analytic sphere (radius 0.8 at (2, 2, 2))."""
+    from ngp_sdk.camera_path import intrinsics_with_fov, look_at
+    from ngp_sdk.cameras import opencv_to_opengl
+    from ngp_sdk.sdf_render import SdfRenderSettings
+    from tests.reference.sphere_tracing_ref import ray_sphere_ref
+
+    task = trained[0].task
+    eye, centre = np.array([2.0, 2.3, 4.5]), np.array([2.0, 2.0, 2.0])
+    c2w = opencv_to_opengl(look_at(eye, centre, (0.0, 1.0, 0.0)))
+    intr = intrinsics_with_fov(40, 30, 40.0)
+    img = task.render_world(c2w, intr)
+    assert img.rgb.shape == (30, 40, 3) and img.depth.shape == (30, 40) and img.normals.shape == (30, 40, 3)
+    # analytic rays through the same pixel centres (pinhole, OpenCV axes)
+    cv = look_at(eye, centre, (0.0, 1.0, 0.0))
+    u, v = np.meshgrid((np.arange(40) + 0.5 - intr.cx) / intr.fx, (np.arange(30) + 0.5 - intr.cy) / intr.fy)
+    d = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ cv[:, :3].T
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    t, hit = ray_sphere_ref(np.repeat(eye[None], len(d), 0), d, centre, 0.8)
+    # the icosphere (2 subdivisions) lies inside its circumsphere by up to ~2%: compare away from the rim
+    oc = eye - centre
+    closest = np.sqrt(np.maximum(oc @ oc - (d @ oc) ** 2, 0))
+    clear = np.abs(closest - 0.8) > 0.06
+    assert (img.hit.reshape(-1)[clear] == hit[clear]).mean() > 0.97
+    both = img.hit.reshape(-1) & hit & clear
+    assert both.sum() > 100
+    err = np.abs(img.depth.reshape(-1)[both] - t[both])
+    assert np.median(err) < 0.02 and err.max() < 0.15  # the 100-step model is itself ~1-5% off the sphere
+    # exactly on the model's own zero level set: mesh-frame depth * direction lands where the network reads ~0
+    p = eye + img.depth.reshape(-1)[both, None] * d[both]
+    sdf = task.predict(p * task.scale + task.offset)
+    assert np.abs(sdf).max() < 16 * SdfRenderSettings().epsilon
+    # normals point back at the camera on the visible side and are unit length where hit
+    n = img.normals.reshape(-1, 3)[both]
+    np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, rtol=1e-3)
+    facing = np.sum(n * d[both], axis=1)
+    assert (facing < 0).mean() > 0.95 and facing.mean() < -0.5
+    analytic = (p - centre) / np.linalg.norm(p - centre, axis=1, keepdims=True)
+    assert np.mean(np.sum(n * analytic, axis=1)) > 0.5  # a tiny hash grid's gradient is noisy
+    q = wp.array((p * task.scale + task.offset).astype(np.float32), dtype=wp.float32, device=task.device)
+    again = task.field.normals(q, task.optimizer.inference_params()).numpy()
+    # the grid's gradient jumps across cell faces, which a re-computed float32 position may cross
+    assert (np.abs(n - again).max(axis=1) < 2e-3).mean() > 0.95
+    # background where missed, shaded grey where hit
+    assert np.allclose(img.rgb[~img.hit], 1.0) and img.rgb[img.hit].max() < 0.7
+
+
+def test_render_panels_and_shadings(trained):
+    task = trained[0].task
+    plain = task.render(width=24, height=16)
+    assert plain.shape == (16, 24, 3)
+    panels = task.render(width=24, height=16, with_depth=True, with_normals=True, shading="normals",
+                         ambient_occlusion=True)
+    assert panels.shape == (16, 72, 3) and np.isfinite(panels).all()
+    with pytest.raises(DataError, match="shading"):
+        task.render(width=8, shading="phong")
+
+
+def test_extract_mesh_matches_the_input_sphere(trained, sphere):
+    from ngp_sdk.mesh_metrics import chamfer_and_normal_consistency
+
+    task = trained[0].task
+    mesh = task.extract_mesh(resolution=48)
+    r = np.linalg.norm(mesh.vertices - 2.0, axis=1)
+    assert np.median(np.abs(r - 0.8)) < 0.02 and np.abs(r - 0.8).max() < 0.15  # mesh frame; a 100-step model
+    outward = np.sum(mesh.normals * (mesh.vertices - 2.0), axis=1)
+    assert (outward > 0).mean() > 0.95  # the 100-step model leaves a few small interior bubbles
+    m = chamfer_and_normal_consistency(mesh.vertices, mesh.faces, sphere.vertices, sphere.faces, n_points=20000)
+    assert m["chamfer_relative"] < 0.01 and m["normal_consistency"] > 0.75, m  # bumpy after 100 steps
 
 
 def test_gradient_matches_finite_differences_and_normals_point_outwards(trained):
@@ -147,19 +218,40 @@ def test_cli_sdf_train_and_eval(tmp_path):
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps({"encoding": {"n_levels": 6, "log2_hashmap_size": 14, "per_level_scale": 1.5},
                                "network": {"n_neurons": 32, "n_hidden_layers": 1},
+                               "optimizer": {"otype": "Adam", "learning_rate": 1e-2},
                                "training": {"batch_size": 8192}}))
     snap = tmp_path / "ball.ingp"
 
     def ngp(*a):
         return subprocess.run([sys.executable, "-m", "ngp_sdk.cli", *a], capture_output=True, text=True, timeout=300)
 
-    r = ngp("sdf", "train", str(mesh_path), "--steps", "10", "--config", str(cfg), "--out", str(snap), "--json",
+    r = ngp("sdf", "train", str(mesh_path), "--steps", "40", "--config", str(cfg), "--out", str(snap), "--json",
             "--no-progress", "--eval-points", "20000")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["steps"] == 10 and 0 <= out["iou"] <= 1 and snap.is_file()
-    r = ngp("sdf", "eval", str(snap), "--mesh", str(mesh_path), "--points", "20000", "--json")
+    assert out["steps"] == 40 and out["iou"] > 0.8 and snap.is_file()
+    r = ngp("sdf", "eval", str(snap), "--mesh", str(mesh_path), "--points", "20000", "--json", "--mesh-resolution",
+            "32", "--surface-points", "5000", "--export", str(tmp_path / "ball.ply"))
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.strip().splitlines()[-1])["iou"] == out["iou"]  # same points, same model
+    ev = json.loads(r.stdout.strip().splitlines()[-1])
+    assert ev["iou"] == out["iou"]  # same points, same model
+    assert 0 < ev["chamfer_relative"] < 0.05 and 0 < ev["normal_consistency"] <= 1 and ev["mesh_faces"] > 100
+    assert (tmp_path / "ball.ply").is_file()
+    r = ngp("render", str(snap), "--width", "32", "--height", "24", "--depth", "--normals", "--ao",
+            "--out", str(tmp_path / "ball.png"))
+    assert r.returncode == 0, r.stderr
+    import imageio.v3 as iio
+
+    img = iio.imread(tmp_path / "ball.png")
+    assert img.shape == (24, 96, 3)
+    assert img[:, :32].min() < 200 and img[0, 0].tolist() == [255, 255, 255]  # a shape on a white background
+    r = ngp("render", str(snap), "--orbit", "3", "--width", "16", "--out", str(tmp_path / "orbit"))
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "orbit").glob("frame_*.png"))) == 3
+    r = ngp("export", "mesh", str(snap), "--resolution", "24", "--out", str(tmp_path / "ball.obj"))
+    assert r.returncode == 0, r.stderr
+    assert trimesh.load(tmp_path / "ball.obj").is_watertight
+    r = ngp("render", str(snap), "--view", "3", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "no training cameras" in r.stderr
     r = ngp("sdf", "eval", str(snap), "--mesh", str(tmp_path / "missing.obj"))
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: ")
