@@ -56,6 +56,19 @@ class TriangleMesh:
         """float32 ``[2, 3]``: the bounding box's minimum and maximum corner."""
         return np.stack([self.vertices.min(axis=0), self.vertices.max(axis=0)])
 
+    @property
+    def is_watertight(self) -> bool:
+        """True when every edge is shared by exactly two faces that traverse it in opposite directions
+        (closed and consistently oriented, by vertex index)."""
+        f = self.faces.astype(np.int64)
+        directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        n = int(self.vertices.shape[0])
+        key = directed[:, 0] * n + directed[:, 1]
+        if np.unique(key).size != key.size:  # an edge used twice in the same direction
+            return False
+        reverse = directed[:, 1] * n + directed[:, 0]
+        return bool(np.isin(reverse, key, assume_unique=True).all())
+
 
 def _has_non_triangle_faces(path: Path) -> bool:
     """True when an OBJ or ASCII PLY file declares a face with other than 3 vertices (trimesh would split it)."""

@@ -38,7 +38,8 @@ class SdfTask:
     """Train a neural SDF of a triangle mesh normalised into ``[0, 1]^3`` (negative inside).
 
     Each step draws ``batch_size`` points the instant-ngp way (4/8 on the surface, 3/8 near it, 1/8 uniform),
-    computes ground-truth distances against the mesh BVH and fits them with the MAPE loss.
+    computes ground-truth distances against the mesh BVH (sign from the pseudo normal for watertight meshes, from
+    the winding number otherwise) and fits them with the MAPE loss.
 
     Args:
         config: SDF configuration.
@@ -70,6 +71,9 @@ class SdfTask:
             self.scale, self.offset = float(s), np.asarray(o, dtype=np.float32).reshape(3)
             self._mesh = build_mesh(normalized.vertices, normalized.faces, self.device)
             self.bounds = normalized.bounds.astype(np.float32)
+            # training signs: the pseudo normal (several times faster) is exact for closed meshes; meshes with
+            # holes get the winding number. Evaluation always uses the winding number.
+            self._winding_for_training = not mesh.is_watertight
         elif scale is not None and offset is not None:
             self.scale, self.offset = float(scale), np.asarray(offset, dtype=np.float32).reshape(3)
             self.bounds = (np.asarray(bounds, np.float32).reshape(2, 3) if bounds is not None
@@ -94,7 +98,7 @@ class SdfTask:
     def warmup(self) -> None:
         """Compile every kernel of a step on a tiny batch; parameters are left unchanged."""
         mesh = self._require_mesh()
-        pos, dist = sample_sdf_training_points(mesh, 256, 0)
+        pos, dist = sample_sdf_training_points(mesh, 256, 0, use_winding_number=self._winding_for_training)
         self.field.infer(pos, workspace=self._ws)
         pred = self.field.forward(pos)
         grad = wp.empty_like(pred)
@@ -108,7 +112,7 @@ class SdfTask:
         mesh = self._require_mesh()
         b = self.config.training.batch_size
         seed = (self.config.training.seed * 1_000_003 + self.step_count) & 0x7FFFFFFF
-        pos, dist = sample_sdf_training_points(mesh, b, seed)
+        pos, dist = sample_sdf_training_points(mesh, b, seed, use_winding_number=self._winding_for_training)
         pred = self.field.forward(pos)
         loss = compute_loss(self.config.loss.otype, pred, dist.reshape((b, 1)), grad_out=self._dpred,
                             mean_out=self._loss, return_value=True)
@@ -150,11 +154,16 @@ class SdfTask:
                        fov_y: float = DEFAULT_FOV_Y) -> tuple[np.ndarray, Intrinsics]:
         """An internal ``c2w [3, 4]`` (OpenCV axes) framing the whole shape, and its pinhole intrinsics."""
         lo, hi = self.bounds.astype(np.float64)
-        centre, radius = 0.5 * (lo + hi), 0.5 * float(np.linalg.norm(hi - lo))
-        direction = np.asarray(DEFAULT_VIEW_DIRECTION, np.float64)
-        distance = 1.05 * radius / np.sin(np.radians(fov_y) / 2)
-        pose = look_at(centre + distance * direction / np.linalg.norm(direction), centre, (0.0, 1.0, 0.0))
-        return pose, intrinsics_with_fov(width, height, fov_y)
+        centre = 0.5 * (lo + hi)
+        u = np.asarray(DEFAULT_VIEW_DIRECTION, np.float64)
+        u /= np.linalg.norm(u)
+        rot = look_at(centre + u, centre, (0.0, 1.0, 0.0))[:, :3]
+        # the nearest distance along u at which all 8 box corners project inside the narrower field of view
+        corners = np.array([[(lo, hi)[(k >> a) & 1][a] for a in range(3)] for k in range(8)]) - centre
+        tan_half = np.tan(np.radians(fov_y) / 2) * min(1.0, width / height)
+        lateral = np.abs(corners @ rot[:, :2]).max(axis=1)
+        distance = 1.05 * float(np.max(corners @ u + lateral / tan_half))
+        return look_at(centre + distance * u, centre, (0.0, 1.0, 0.0)), intrinsics_with_fov(width, height, fov_y)
 
     @property
     def centre(self) -> np.ndarray:
