@@ -28,6 +28,7 @@ def add_parsers(sub) -> None:
     tr.add_argument("--config", default=None, help="SDF JSON config (default: instant-ngp's)")
     tr.add_argument("--eval-points", type=_positive_int, default=1 << 20,
                     help="uniform points for the IoU after training")
+    tr.add_argument("--preview", default=None, help="write a sphere-traced view from the default camera (PNG/EXR)")
     tr.add_argument("--json", action="store_true", help="print one JSON line with the results")
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ev = sdf.add_parser("eval", help="IoU, Chamfer distance and normal consistency of an SDF snapshot "
@@ -56,6 +57,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                               "mean_abs_error": m["mean_abs_error"], "interrupted": r.interrupted}
     if args.out:
         result["snapshot"] = str(session.save(args.out))
+    if args.preview:
+        from .data.images import save_image
+
+        result["preview"] = str(save_image(args.preview, session.render(width=640, height=640,
+                                                                        ambient_occlusion=True)))
     result["wall_seconds"] = round(time.perf_counter() - t0, 3)
     _emit(args, result)
     return 130 if r.interrupted else 0

@@ -19,8 +19,8 @@ Sampling follows instant-ngp's ``generate_training_samples_sdf`` split of a batc
 
 - ``[0, 4n/8)``: points on the surface, area-weighted over triangles, uniform inside each triangle;
 - ``[4n/8, 7n/8)``: fresh surface points plus isotropic logistic noise per axis with scale
-  ``s = bounding_radius * offset_scale / 1024`` (instant-ngp's ``m_bounding_radius / 1024`` times
-  ``surface_offset_scale``), ``bounding_radius`` = half the diagonal of the vertices' bounding box;
+  ``s = BOUNDING_RADIUS * offset_scale / 1024`` (instant-ngp's ``m_bounding_radius / 1024`` times
+  ``surface_offset_scale``; its ``m_bounding_radius`` is the unit cube's, ``sqrt(3) / 2``, whatever the mesh);
   logistic noise is ``s * log(u / (1 - u))`` with ``u`` uniform in (0, 1) (standard deviation ``s * pi / sqrt(3)``);
 - ``[7n/8, n)``: points uniform in the unit cube ``[0, 1]^3``.
 
@@ -38,6 +38,7 @@ from ._common import KernelArgumentError, check_array, common_device, resolve_de
 from .parallel import launch_split
 
 __all__ = [
+    "BOUNDING_RADIUS",
     "DEFAULT_MAX_DIST",
     "SAMPLE_FRACTIONS",
     "build_mesh",
@@ -48,6 +49,9 @@ __all__ = [
 
 #: Distance cap of the closest-point query (large: the unit cube's diagonal is ~1.73).
 DEFAULT_MAX_DIST = 1.0e6
+
+#: instant-ngp's ``m_bounding_radius`` for SDFs: the radius of the unit cube's bounding sphere.
+BOUNDING_RADIUS = 0.5 * 3.0**0.5
 
 #: Eighths of a batch: (surface, near-surface, uniform), in that order.
 SAMPLE_FRACTIONS = (4, 3, 1)
@@ -193,7 +197,7 @@ def sample_sdf_training_points(
         mesh: the mesh BVH, normally normalised into the unit cube.
         n: batch size, a positive multiple of 8.
         seed: seed of the host random generator.
-        offset_scale: multiplier of the near-surface noise scale ``bounding_radius / 1024``.
+        offset_scale: multiplier of the near-surface noise scale ``BOUNDING_RADIUS / 1024``.
         max_dist: passed to :func:`mesh_signed_distance`.
         use_winding_number: passed to :func:`mesh_signed_distance` (the pseudo-normal sign is several times
             faster and exact for watertight meshes).
@@ -214,8 +218,7 @@ def sample_sdf_training_points(
     rng = np.random.default_rng(seed)
 
     surface = sample_surface_points(vertices, faces, n_surface + n_near, rng)
-    radius = 0.5 * float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
-    scale = radius * offset_scale / 1024.0
+    scale = BOUNDING_RADIUS * offset_scale / 1024.0
     u = rng.uniform(1e-7, 1.0 - 1e-7, size=(n_near, 3))
     near = surface[n_surface:] + (scale * np.log(u / (1.0 - u))).astype(np.float32)
     uniform = rng.random((n_uniform, 3), dtype=np.float32)

@@ -226,10 +226,11 @@ def test_cli_sdf_train_and_eval(tmp_path):
         return subprocess.run([sys.executable, "-m", "ngp_sdk.cli", *a], capture_output=True, text=True, timeout=300)
 
     r = ngp("sdf", "train", str(mesh_path), "--steps", "40", "--config", str(cfg), "--out", str(snap), "--json",
-            "--no-progress", "--eval-points", "20000")
+            "--no-progress", "--eval-points", "20000", "--preview", str(tmp_path / "preview.png"))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["steps"] == 40 and out["iou"] > 0.8 and snap.is_file()
+    assert out["preview"] == str(tmp_path / "preview.png") and (tmp_path / "preview.png").is_file()
     r = ngp("sdf", "eval", str(snap), "--mesh", str(mesh_path), "--points", "20000", "--json", "--mesh-resolution",
             "32", "--surface-points", "5000", "--export", str(tmp_path / "ball.ply"))
     assert r.returncode == 0, r.stderr
