@@ -44,7 +44,7 @@ def _icosphere(subdivisions: int = 2, radius: float = 1.0) -> tuple[np.ndarray, 
 
 
 def _tiny_config(batch: int = 8192) -> SdfConfig:
-    # lr 1e-2 instead of instant-ngp's 1e-4 so that 100 steps suffice
+    # lr 1e-2 instead of instant-ngp's 1e-4 so that 300 steps suffice
     return SdfConfig(
         encoding=HashGridConfig(n_levels=6, log2_hashmap_size=14, per_level_scale=1.5),
         network=NetworkConfig(n_neurons=32, n_hidden_layers=1, output_activation="None"),
@@ -62,7 +62,7 @@ def sphere() -> TriangleMesh:
 @pytest.fixture(scope="module")
 def trained(sphere):
     session = Session.sdf(sphere, config=_tiny_config(), device="cpu")
-    losses = [session.task.step()["loss"] for _ in range(100)]
+    losses = [session.task.step()["loss"] for _ in range(300)]
     return session, losses
 
 
@@ -87,7 +87,7 @@ def test_train_reaches_iou(trained):
     session, losses = trained
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
     m = session.task.evaluate(n_points=1 << 16)
-    assert m["iou"] > 0.9, m
+    assert m["iou"] > 0.98, m
     assert m["mean_abs_error"] < 0.05, m
 
 
@@ -124,7 +124,7 @@ def test_sphere_traced_view_sees_the_sphere_at_its_depth(trained, sphere):
     both = img.hit.reshape(-1) & hit & clear
     assert both.sum() > 100
     err = np.abs(img.depth.reshape(-1)[both] - t[both])
-    assert np.median(err) < 0.02 and err.max() < 0.15  # the 100-step model is itself ~1-5% off the sphere
+    assert np.median(err) < 0.02 and err.max() < 0.05  # the icosphere's faces lie ~1.5% inside the sphere
     # exactly on the model's own zero level set: mesh-frame depth * direction lands where the network reads ~0
     p = eye + img.depth.reshape(-1)[both, None] * d[both]
     sdf = task.predict(p * task.scale + task.offset)
@@ -133,9 +133,9 @@ def test_sphere_traced_view_sees_the_sphere_at_its_depth(trained, sphere):
     n = img.normals.reshape(-1, 3)[both]
     np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, rtol=1e-3)
     facing = np.sum(n * d[both], axis=1)
-    assert (facing < 0).mean() > 0.95 and facing.mean() < -0.5
+    assert (facing < 0).mean() > 0.97 and facing.mean() < -0.5
     analytic = (p - centre) / np.linalg.norm(p - centre, axis=1, keepdims=True)
-    assert np.mean(np.sum(n * analytic, axis=1)) > 0.5  # a tiny hash grid's gradient is noisy
+    assert np.mean(np.sum(n * analytic, axis=1)) > 0.9
     q = wp.array((p * task.scale + task.offset).astype(np.float32), dtype=wp.float32, device=task.device)
     again = task.field.normals(q, task.optimizer.inference_params()).numpy()
     # the grid's gradient jumps across cell faces, which a re-computed float32 position may cross
@@ -161,11 +161,11 @@ def test_extract_mesh_matches_the_input_sphere(trained, sphere):
     task = trained[0].task
     mesh = task.extract_mesh(resolution=48)
     r = np.linalg.norm(mesh.vertices - 2.0, axis=1)
-    assert np.median(np.abs(r - 0.8)) < 0.02 and np.abs(r - 0.8).max() < 0.15  # mesh frame; a 100-step model
+    assert np.median(np.abs(r - 0.8)) < 0.02 and np.abs(r - 0.8).max() < 0.04  # mesh frame
     outward = np.sum(mesh.normals * (mesh.vertices - 2.0), axis=1)
-    assert (outward > 0).mean() > 0.95  # the 100-step model leaves a few small interior bubbles
+    assert (outward > 0).mean() > 0.99
     m = chamfer_and_normal_consistency(mesh.vertices, mesh.faces, sphere.vertices, sphere.faces, n_points=20000)
-    assert m["chamfer_relative"] < 0.01 and m["normal_consistency"] > 0.75, m  # bumpy after 100 steps
+    assert m["chamfer_relative"] < 0.01 and m["normal_consistency"] > 0.98, m
 
 
 def test_gradient_matches_finite_differences_and_normals_point_outwards(trained):
