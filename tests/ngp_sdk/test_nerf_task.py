@@ -115,6 +115,11 @@ def test_mesh_export(trained, tmp_path):
     assert np.asarray(tm.visual.vertex_colors).shape == (len(mesh.vertices), 4)
     with pytest.raises(DataError, match="no surface"):
         extract_mesh(s.task, resolution=16, threshold=1e9)
+    # the task method and `ngp export mesh` (which calls it) give the same mesh
+    np.testing.assert_array_equal(s.task.extract_mesh(resolution=48).faces, mesh.faces)
+    snap = s.save(tmp_path / "sphere.ingp")
+    assert main(["export", "mesh", str(snap), "--resolution", "48", "--out", str(tmp_path / "cli.ply")]) == 0
+    assert len(trimesh.load(tmp_path / "cli.ply", process=False).faces) == len(mesh.faces)
 
 
 def test_camera_path_and_orbit(tmp_path):
