@@ -465,6 +465,34 @@ class NgpServer:
 
 
 # -- CLI -------------------------------------------------------------------------------------------------------
+def _curve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``curve_keys`` / ``allow`` from ``--curve-cert`` and ``--curve-allow`` (ZeroMQ certificate files, as written
+    by ``zmq.auth.create_certificates``)."""
+    from ngp_sdk.errors import DataError
+
+    if args.curve_cert is None:
+        if args.curve_allow is not None:
+            raise DataError("--curve-allow needs --curve-cert (the server's own key pair)")
+        return {}
+    import zmq.auth
+
+    try:
+        public, secret = zmq.auth.load_certificate(args.curve_cert)
+    except (OSError, ValueError) as e:
+        raise DataError(f"--curve-cert {args.curve_cert}: cannot read a ZeroMQ certificate ({e})") from None
+    if secret is None:
+        raise DataError(f"--curve-cert {args.curve_cert}: holds no secret key (pass the .key_secret file)")
+    allow = None
+    if args.curve_allow is not None:
+        folder = Path(args.curve_allow)
+        if not folder.is_dir():
+            raise DataError(f"--curve-allow {folder}: not a folder of client certificates")
+        allow = list(zmq.auth.load_certificates(folder))
+        if not allow:
+            raise DataError(f"--curve-allow {folder}: no client certificates (*.key) found")
+    return {"curve_keys": (public, secret), "allow": allow}
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ngp_sdk import Session
 
@@ -474,8 +502,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         session = Session.live_nerf_from_snapshot(args.snapshot, device=args.device, **live)
     elif args.config:
         session = Session.live_nerf(args.config, device=args.device, aabb_scale=args.aabb_scale, **live)
+    curve = _curve_options(args)
     server = NgpServer(session, bind=args.bind, frames_bind=args.frames_bind, views_bind=args.views_bind,
-                       device=args.device, live_options={"policy": args.policy})
+                       device=args.device, live_options={"policy": args.policy}, **curve)
     print(f"ngp serve: requests {server.endpoint}, frames {server.frames_endpoint}, views {server.views_endpoint}",
           flush=True)
     stop = threading.Event()
@@ -505,4 +534,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--capacity", type=int, default=256, help="frames kept for training")
     p.add_argument("--min-frames", type=int, default=1, help="frames before training starts")
     p.add_argument("--policy", choices=("ring", "keyframes"), default="ring", help="replacement when full")
+    p.add_argument("--curve-cert", default=None,
+                   help="require CURVE encryption with this server certificate (a .key_secret file from "
+                        "zmq.auth.create_certificates); clients need its public key")
+    p.add_argument("--curve-allow", default=None,
+                   help="with --curve-cert: admit only clients whose public certificates (*.key) are in this folder")
     p.set_defaults(handler=_cmd_serve)
