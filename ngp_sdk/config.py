@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from warp_kernels.hash_encoding import HashGridLayout
 from warp_kernels.losses import LOSS_NAMES
@@ -284,8 +284,11 @@ class TrainingConfig:
 class GridMlpConfigJson:
     """JSON round trip of configs made of ``encoding``/``network``/``optimizer``/``loss``/``training`` sections.
 
-    Mixed into frozen dataclasses with exactly those fields; a missing section keeps the class default.
+    Mixed into frozen dataclasses with exactly those fields (plus the sections named in ``extra_sections``:
+    JSON key -> section class with ``from_dict``); a missing section keeps the class default.
     """
+
+    extra_sections: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def from_dict(cls, data: Any):
@@ -296,17 +299,20 @@ class GridMlpConfigJson:
         """
         if not isinstance(data, dict):
             raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
-        allowed = {"encoding", "network", "optimizer", "loss", "training"}
+        allowed = {"encoding", "network", "optimizer", "loss", "training", *cls.extra_sections}
         unknown = set(data) - allowed
         if unknown:
             raise ConfigError(f"config: unknown key {sorted(unknown)[0]!r}; valid keys: {', '.join(sorted(allowed))}")
         base = cls()
+        extra = {k: section.from_dict(data[k]) if k in data else getattr(base, k)
+                 for k, section in cls.extra_sections.items()}
         return cls(
             encoding=HashGridConfig.from_dict(data["encoding"]) if "encoding" in data else base.encoding,
             network=NetworkConfig.from_dict(data["network"]) if "network" in data else base.network,
             optimizer=OptimizerConfig.from_dict(data["optimizer"]) if "optimizer" in data else base.optimizer,
             loss=LossConfig.from_dict(data["loss"]) if "loss" in data else base.loss,
             training=TrainingConfig.from_dict(data["training"]) if "training" in data else base.training,
+            **extra,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -317,6 +323,7 @@ class GridMlpConfigJson:
             "optimizer": self.optimizer.to_dict(),
             "loss": dataclasses.asdict(self.loss),
             "training": dataclasses.asdict(self.training),
+            **{k: dataclasses.asdict(getattr(self, k)) for k in self.extra_sections},
         }
 
 

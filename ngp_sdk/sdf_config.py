@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from .config import (
     AdamConfig,
@@ -13,10 +14,41 @@ from .config import (
     NetworkConfig,
     OptimizerConfig,
     TrainingConfig,
+    _check,
+    _from_dict,
 )
 from .errors import ConfigError
 
-__all__ = ["SdfConfig"]
+__all__ = ["EikonalConfig", "SdfConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EikonalConfig:
+    """Optional eikonal regulariser ``weight * mean (|grad f| - 1)^2`` with central-difference gradients.
+
+    Off by default (instant-ngp trains its SDFs with the MAPE loss alone). Central differences amplify value
+    errors by ``1 / (2 step)``, so useful weights are small next to MAPE: 0.01 keeps the fit intact on our test
+    shapes, while 0.1 and above overpower the distance supervision (the surface degrades).
+
+    Attributes:
+        weight: loss weight; 0 disables the term.
+        points_fraction: the regulariser runs on ``batch_size / points_fraction`` of the batch's off-surface
+            points (each costs six extra field evaluations).
+        step: central-difference step in the unit cube (1e-3 spans about two cells of the finest level).
+    """
+
+    weight: float = 0.0
+    points_fraction: int = 16
+    step: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check(self.weight >= 0, f"eikonal.weight must be >= 0, got {self.weight}")
+        _check(self.points_fraction >= 2, f"eikonal.points_fraction must be >= 2, got {self.points_fraction}")
+        _check(0 < self.step < 0.1, f"eikonal.step must be in (0, 0.1), got {self.step}")
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "eikonal") -> EikonalConfig:
+        return _from_dict(cls, data, where)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +65,10 @@ class SdfConfig(GridMlpConfigJson):
         optimizer: optimizer chain.
         loss: loss (``MAPE`` by default).
         training: batch size (a multiple of 8) and seed.
+        eikonal: the optional eikonal regulariser (JSON section ``"eikonal"``).
     """
+
+    extra_sections: ClassVar[dict[str, Any]] = {"eikonal": EikonalConfig}
 
     encoding: HashGridConfig = field(default_factory=lambda: HashGridConfig(per_level_scale=1.38))
     network: NetworkConfig = field(default_factory=lambda: NetworkConfig(output_activation="None"))
@@ -43,6 +78,7 @@ class SdfConfig(GridMlpConfigJson):
     )
     loss: LossConfig = field(default_factory=lambda: LossConfig(otype="MAPE"))
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    eikonal: EikonalConfig = field(default_factory=EikonalConfig)
 
     def __post_init__(self) -> None:
         if self.training.batch_size % 8 != 0:

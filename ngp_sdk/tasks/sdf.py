@@ -8,6 +8,7 @@ import numpy as np
 import warp as wp
 
 from warp_kernels._common import resolve_device
+from warp_kernels.eikonal import STENCIL, eikonal_loss, eikonal_stencil
 from warp_kernels.losses import compute_loss
 from warp_kernels.sdf import build_mesh, mesh_signed_distance, sample_sdf_training_points
 
@@ -39,7 +40,8 @@ class SdfTask:
 
     Each step draws ``batch_size`` points the instant-ngp way (4/8 on the surface, 3/8 near it, 1/8 uniform),
     computes ground-truth distances against the mesh BVH (sign from the pseudo normal for watertight meshes, from
-    the winding number otherwise) and fits them with the MAPE loss.
+    the winding number otherwise) and fits them with the MAPE loss, plus the optional eikonal regulariser
+    (:class:`~ngp_sdk.sdf_config.EikonalConfig`) on central-difference gradients at the batch's last points.
 
     Args:
         config: SDF configuration.
@@ -86,7 +88,11 @@ class SdfTask:
         self.step_count = 0
         self._ws = self.field.mlp.new_workspace()
         b = config.training.batch_size
-        self._dpred = wp.empty((b, 1), dtype=wp.float32, device=self.device)
+        # eikonal regulariser: its stencil points ride in the same forward/backward as the batch
+        self._n_eikonal = b // config.eikonal.points_fraction if config.eikonal.weight > 0 else 0
+        rows = b + STENCIL * self._n_eikonal
+        self._x_all = wp.empty((rows, 3), dtype=wp.float32, device=self.device) if self._n_eikonal else None
+        self._dpred = wp.empty((rows, 1), dtype=wp.float32, device=self.device)
         self._loss = wp.zeros(1, dtype=wp.float32, device=self.device)
 
     # -- training ------------------------------------------------------------------------------------------
@@ -113,13 +119,24 @@ class SdfTask:
         b = self.config.training.batch_size
         seed = (self.config.training.seed * 1_000_003 + self.step_count) & 0x7FFFFFFF
         pos, dist = sample_sdf_training_points(mesh, b, seed, use_winding_number=self._winding_for_training)
-        pred = self.field.forward(pos)
-        loss = compute_loss(self.config.loss.otype, pred, dist.reshape((b, 1)), grad_out=self._dpred,
+        m = self._n_eikonal
+        x = pos
+        if m:  # the last m points of the batch (uniform ones, then near-surface ones) get the eikonal stencil
+            x = self._x_all
+            wp.copy(x[:b], pos)
+            eikonal_stencil(pos[b - m:], self.config.eikonal.step, out=x[b:])
+        pred = self.field.forward(x)
+        loss = compute_loss(self.config.loss.otype, pred[:b], dist.reshape((b, 1)), grad_out=self._dpred[:b],
                             mean_out=self._loss, return_value=True)
+        metrics = {"loss": float(loss)}
+        if m:
+            e = self.config.eikonal
+            eik, _ = eikonal_loss(pred[b:], e.step, weight=e.weight, grad_out=self._dpred[b:])
+            metrics = {"loss": float(loss) + eik, "eikonal": eik}
         self.field.backward(self._dpred)
         self.optimizer.step()
         self.step_count += 1
-        return {"loss": float(loss)}
+        return metrics
 
     @property
     def samples_per_step(self) -> int:
