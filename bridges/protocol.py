@@ -75,6 +75,7 @@ __all__ = [
     "NoSessionError",
     "UnsupportedError",
     "StorageError",
+    "BusyError",
     "InternalError",
     "ERROR_CODES",
     "error_from_code",
@@ -346,6 +347,12 @@ class StorageError(ProtocolError):
     code = "io_error"
 
 
+class BusyError(ProtocolError):
+    """The server's render queue is full; retry the render / export later."""
+
+    code = "busy"
+
+
 class InternalError(ProtocolError):
     """An unexpected failure inside the server; the request may be retried."""
 
@@ -367,6 +374,7 @@ ERROR_CODES: dict[str, type[ProtocolError]] = {
         NoSessionError,
         UnsupportedError,
         StorageError,
+        BusyError,
         InternalError,
     )
 }

@@ -34,6 +34,7 @@ import numpy as np
 import zmq
 
 from . import protocol as P
+from .render_worker import RenderWorker
 
 __all__ = ["NgpServer", "register_cli", "SERVER_NAME"]
 
@@ -47,11 +48,16 @@ _PULL_RCVHWM = 16
 
 @dataclass(kw_only=True)
 class _View:
-    """A registered view: its request, next due time and publication counter."""
+    """A registered view: its request, next due time, publication counter and whether a render is queued."""
 
     request: P.SetView
     due: float
     seq: int = 0
+    pending: bool = False
+
+
+#: Requests answered on the render worker thread (they can take seconds); the rest on the poll thread.
+SLOW_REQUESTS = frozenset({"render", "export_mesh"})
 
 
 def _to_intrinsics(c: P.CameraIntrinsics):
@@ -94,13 +100,20 @@ class NgpServer:
         device: Warp device of sessions created by ``configure`` / ``load``.
         live_options: extra keyword arguments of :meth:`Session.live_nerf` (``policy``, ``max_resolution``).
         save_dir: when set, ``save``/``load`` paths are confined to this directory.
+        max_pending_renders: renders / mesh exports / view renders queued for the render worker at most; more
+            are answered with ``busy``.
+
+    Renders, mesh exports and view renders run on a worker thread, so frame acknowledgements and status
+    requests are answered while an image is being rendered; replies carry the request's ``seq`` and may
+    arrive in another order than the requests.
     """
 
     def __init__(self, session: Any = None, *, bind: str = P.DEFAULT_REQUEST_ENDPOINT,
                  frames_bind: str | None = P.DEFAULT_FRAME_ENDPOINT, views_bind: str | None = P.DEFAULT_VIEW_ENDPOINT,
                  limits: P.Limits = P.DEFAULT_LIMITS, curve_keys: tuple[bytes, bytes] | None = None,
                  allow: Iterable[bytes] | None = None, device: Any = None,
-                 live_options: dict[str, Any] | None = None, save_dir: str | os.PathLike | None = None):
+                 live_options: dict[str, Any] | None = None, save_dir: str | os.PathLike | None = None,
+                 max_pending_renders: int = 8):
         self.limits = limits
         self.device = device
         self.live_options = dict(live_options or {})
@@ -114,6 +127,11 @@ class NgpServer:
         self._router = self._socket(zmq.ROUTER, bind, receive=True)
         self._pull = None if frames_bind is None else self._socket(zmq.PULL, frames_bind, receive=True)
         self._pub = None if views_bind is None else self._socket(zmq.PUB, views_bind, receive=False)
+        self._inbox_address = f"inproc://ngp-render-{id(self):x}"
+        self._inbox = self._ctx.socket(zmq.PAIR)
+        self._inbox.linger = 0
+        self._inbox.bind(self._inbox_address)
+        self._worker = RenderWorker(self._ctx, self._inbox_address, self._run_job, max_pending=max_pending_renders)
         self._views: dict[str, _View] = {}
         self._frames_rejected = 0
         self._last_frame_seq: int | None = None
@@ -187,12 +205,16 @@ class NgpServer:
 
     def serve_forever(self) -> None:
         """Poll and answer until :meth:`stop` (or Ctrl-C when run on the main thread)."""
+        self._worker.start()
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
+        poller.register(self._inbox, zmq.POLLIN)
         if self._pull is not None:
             poller.register(self._pull, zmq.POLLIN)
         while not self._stop.is_set():
             events = dict(poller.poll(self._poll_timeout_ms()))
+            if self._inbox in events:
+                self._drain(self._inbox, self._on_worker_result)
             if self._router in events:
                 self._drain(self._router, self._on_request)
             if self._pull is not None and self._pull in events:
@@ -205,6 +227,7 @@ class NgpServer:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        worker_done = self._worker.stop(timeout)
         if self.session is not None:
             self.session.stop()
         if self._thread is None:
@@ -212,10 +235,13 @@ class NgpServer:
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
-        self._ctx.term()
+        if worker_done:
+            self._ctx.term()
+        else:  # a render still running after `timeout`: leave the context to the process exit
+            log.warning("render worker still busy after %.0f s; not terminating the ZeroMQ context", timeout)
 
     def _close_sockets(self) -> None:
-        for s in (self._router, self._pull, self._pub):
+        for s in (self._router, self._pull, self._pub, self._inbox):
             if s is not None and not s.closed:
                 s.close(0)
 
@@ -243,21 +269,71 @@ class NgpServer:
     # -- requests ------------------------------------------------------------------------------------------
     def _on_request(self, frames: list[zmq.Frame]) -> None:
         envelope, message = P.split_envelope(frames)
-        seq = None
         try:
             request = P.parse_request(message, self.limits)
-            seq = request.seq
-            fields, payloads = self._handlers[request.TYPE](request)
-            reply = P.encode_message(P.make_reply(seq, request.TYPE, **fields), payloads)
         except P.ProtocolError as e:
-            reply = P.encode_message(P.make_error(e.seq if e.seq is not None else seq, e.code, e.message))
+            self._send_reply(envelope, P.encode_message(P.make_error(e.seq, e.code, e.message)))
+            return
+        except Exception as e:  # the server keeps serving whatever happens
+            log.exception("internal error while parsing a request")
+            self._send_reply(envelope, P.encode_message(P.make_error(None, "internal", f"{type(e).__name__}: {e}")))
+            return
+        if request.TYPE in SLOW_REQUESTS:
+            if not self._worker.submit(("reply", [bytes(f.bytes) for f in envelope], request)):
+                busy = P.make_error(request.seq, "busy", f"{self._worker.max_pending} renders are already queued; "
+                                                         f"retry later")
+                self._send_reply(envelope, P.encode_message(busy))
+            return
+        self._send_reply(envelope, self._answer(request))
+
+    def _answer(self, request: P.Request) -> list[Any]:
+        """The encoded reply (or typed error) to a parsed request."""
+        try:
+            fields, payloads = self._handlers[request.TYPE](request)
+            return P.encode_message(P.make_reply(request.seq, request.TYPE, **fields), payloads)
+        except P.ProtocolError as e:
+            return P.encode_message(P.make_error(e.seq if e.seq is not None else request.seq, e.code, e.message))
         except Exception as e:  # the server keeps serving whatever happens
             log.exception("internal error while handling a request")
-            reply = P.encode_message(P.make_error(seq, "internal", f"{type(e).__name__}: {e}"))
+            return P.encode_message(P.make_error(request.seq, "internal", f"{type(e).__name__}: {e}"))
+
+    def _send_reply(self, envelope: list[Any], reply: list[Any]) -> None:
         try:
             self._router.send_multipart([*envelope, *reply], zmq.NOBLOCK, copy=False)
         except zmq.ZMQError:  # peer gone or its queue full: the reply is dropped
             log.debug("could not deliver a reply")
+
+    # -- the render worker ---------------------------------------------------------------------------------
+    def _run_job(self, job: tuple) -> list[Any]:
+        """On the worker thread: ``("reply", envelope, request)`` or ``("view", name, seq, request)``."""
+        if job[0] == "reply":
+            _, envelope, request = job
+            return [b"reply", str(len(envelope)).encode(), *envelope, *self._answer(request)]
+        _, name, seq, request = job
+        try:
+            fields, payloads, step = self._render_image(request)
+            header = P.make_view(seq, name, image=fields["image"], step=step,
+                                 **({"depth": fields["depth"]} if "depth" in fields else {}))
+            return [b"view", name.encode(), P.view_topic(name), *P.encode_message(header, payloads)]
+        except Exception:  # a view that cannot render must not stop the worker
+            log.exception("view %s failed", name)
+            return [b"view", name.encode()]
+
+    def _on_worker_result(self, frames: list[zmq.Frame]) -> None:
+        """On the poll thread: deliver a finished reply or publish a finished view."""
+        kind = frames[0].bytes
+        if kind == b"reply":
+            n = int(frames[1].bytes)
+            self._send_reply(frames[2:2 + n], frames[2 + n:])
+            return
+        view = self._views.get(frames[1].bytes.decode())
+        if view is not None:
+            view.pending = False
+        if len(frames) > 2 and self._pub is not None:
+            try:
+                self._pub.send_multipart(frames[2:], zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                pass
 
     def _on_push(self, frames: list[zmq.Frame]) -> None:
         seq = None
@@ -449,19 +525,12 @@ class NgpServer:
             return
         now = time.monotonic()
         for name, view in list(self._views.items()):
-            if view.due > now:
+            if view.due > now or view.pending:
                 continue
             view.due = max(now, view.due + 1.0 / view.request.rate)
-            try:
-                fields, payloads, step = self._render_image(view.request)
-                header = P.make_view(view.seq, name, image=fields["image"], step=step,
-                                     **({"depth": fields["depth"]} if "depth" in fields else {}))
-                self._pub.send_multipart([P.view_topic(name), *P.encode_message(header, payloads)], zmq.NOBLOCK)
+            if self._worker.submit(("view", name, view.seq, view.request)):  # full queue: skip this period
+                view.pending = True
                 view.seq += 1
-            except zmq.Again:
-                pass
-            except Exception:  # a view that cannot render must not stop the loop
-                log.exception("view %s failed", name)
 
 
 # -- CLI -------------------------------------------------------------------------------------------------------

@@ -268,3 +268,71 @@ def test_curve_allow_list():
                 c.hello()
     finally:
         srv.stop()
+
+
+# -- slow renders run off the poll thread ------------------------------------------------------------------------
+class _SlowSession:
+    """Just enough of a Session for the server: renders take ``delay`` seconds."""
+
+    def __init__(self, delay: float):
+        import types
+
+        self.delay = delay
+        self.step_count = 0
+        self.task = types.SimpleNamespace(render_world=self._render, frame_count=0)
+
+    def _render(self, pose, intr):
+        import types
+
+        time.sleep(self.delay)
+        h, w = intr.height, intr.width
+        return types.SimpleNamespace(rgb=np.full((h, w, 3), 0.5, np.float32), depth=np.zeros((h, w), np.float32),
+                                     opacity=np.ones((h, w), np.float32))
+
+    def locked(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def status(self):
+        return {"state": "training", "step": self.step_count}
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+
+def test_status_is_answered_while_a_slow_render_runs_and_a_full_queue_says_busy():
+    srv = NgpServer(_SlowSession(1.5), bind=LOOPBACK, frames_bind=None, views_bind=None, device="cpu",
+                    max_pending_renders=1).start()
+    results: dict[str, object] = {}
+
+    def render(key: str) -> None:
+        with NgpClient(srv.endpoint, timeout_s=30) as c:
+            try:
+                results[key] = c.render(np.eye(4), INTR)
+            except P.ProtocolError as e:
+                results[key] = e
+
+    try:
+        first = threading.Thread(target=render, args=("first",))
+        first.start()
+        time.sleep(0.4)  # the worker has taken the first render
+        second = threading.Thread(target=render, args=("second",))
+        second.start()  # waits in the queue (max_pending_renders=1)
+        time.sleep(0.2)
+        with NgpClient(srv.endpoint, timeout_s=30) as c:
+            t = time.monotonic()
+            assert c.status()["state"] == "training"
+            assert time.monotonic() - t < 0.5  # not stuck behind 1.5 s renders
+            with pytest.raises(P.BusyError):
+                c.render(np.eye(4), INTR)
+        first.join(10)
+        second.join(10)
+        for key in ("first", "second"):
+            img = results[key]
+            assert isinstance(img, np.ndarray) and img.shape == (SIZE, SIZE, 3) and int(img[0, 0, 0]) in (127, 128)
+    finally:
+        srv.stop()
