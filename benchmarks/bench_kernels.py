@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import warp as wp  # noqa: E402
 
 wp.config.log_level = wp.LOG_ERROR
 
-from benchmarks._timing import median_time  # noqa: E402
+from benchmarks._timing import machine_info, median_time, run_torch_reference  # noqa: E402
 from warp_kernels.hash_encoding import (  # noqa: E402
     HashGridLayout,
     hash_encode,
@@ -185,21 +183,13 @@ def main() -> None:
         print(json.dumps({"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                           "hash_encoding": enc, "mlp": mlp}))
         return
-    machine = {"platform": platform.platform(), "python": platform.python_version(), "warp": wp.__version__,
-               **machine_limits(args.repeats)}
+    machine = {**machine_info(), "warp": wp.__version__, **machine_limits(args.repeats)}
     enc, _ = bench_encoding(args.points, args.repeats)
     mlp, _ = bench_mlp(args.points, args.repeats)
     image = bench_image_training(args.repeats)
     if not args.no_torch:
-        # PyTorch runs in its own process: its OpenMP workers spin after each op and would steal the cores from
-        # OpenBLAS and Warp's threads (and vice versa) if both lived in one process.
-        r = subprocess.run([sys.executable, __file__, "--torch-only", "--repeats", str(args.repeats),
-                            "--points", str(args.points)], capture_output=True, text=True)
-        if r.returncode != 0:
-            print(f"torch reference failed or is not installed (pip install torch==2.13.0):\n{r.stderr[-2000:]}",
-                  file=sys.stderr)
-        else:
-            ref = json.loads(r.stdout.strip().splitlines()[-1])
+        ref = run_torch_reference(__file__, ["--repeats", str(args.repeats), "--points", str(args.points)])
+        if ref is not None:
             machine.update(torch=ref["torch"], torch_threads=ref["torch_threads"])
             enc.update(ref["hash_encoding"])
             mlp.update(ref["mlp"])

@@ -43,10 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,22 +54,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._timing import median_time  # noqa: E402
+from benchmarks._timing import machine_info, median_time, run_torch_reference  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nerf" / "lego"
-
-
-def _machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -383,21 +367,16 @@ def main() -> None:
         sys.exit(f"no lego data at {args.data} (pass --data)")
     import warp as wp
 
-    doc: dict = {"machine": {**_machine(), "warp": wp.__version__},
+    doc: dict = {"machine": {**machine_info(), "warp": wp.__version__},
                  "data": f"{args.data.name} downscale {args.downscale}"}
     with tempfile.TemporaryDirectory(prefix="bench_nerf_") as tmp:
         out_dir = None if args.no_torch else Path(tmp)
         doc["ngp_sdk"] = bench_ngp(args, out_dir)
         if out_dir is not None:
-            # PyTorch runs after every Warp timing, in its own process (OpenMP spin-waits vs Warp's threads)
-            r = subprocess.run([sys.executable, __file__, "--torch-only", str(out_dir), "--steps",
-                                str(max(3, min(args.steps, 15))), "--renders", str(args.renders)],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                print(f"torch reference failed or is not installed (pip install torch==2.13.0):\n{r.stderr[-3000:]}",
-                      file=sys.stderr)
-            else:
-                ref = json.loads(r.stdout.strip().splitlines()[-1])
+            # PyTorch runs after every Warp timing, in its own process
+            ref = run_torch_reference(__file__, [str(out_dir), "--steps", str(max(3, min(args.steps, 15))),
+                                                 "--renders", str(args.renders)])
+            if ref is not None:
                 doc["machine"].update(torch=ref.pop("torch"), torch_threads=ref.pop("torch_threads"))
                 doc["parity"] = ref.pop("parity")
                 doc["torch"] = ref

@@ -31,9 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._timing import median_time  # noqa: E402
+from benchmarks._timing import machine_info, median_time, run_torch_reference  # noqa: E402
 
 DEFAULT_MESH = ROOT.parent / "shared" / "data" / "sdf" / "bunny.obj"
 
@@ -172,19 +169,13 @@ def main() -> None:
         sys.exit(f"no mesh at {args.mesh} (pass --mesh)")
     import warp as wp
 
-    doc: dict = {"machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "warp": wp.__version__},
-                 "mesh": args.mesh.name}
+    doc: dict = {"machine": {**machine_info(), "warp": wp.__version__}, "mesh": args.mesh.name}
     with tempfile.TemporaryDirectory(prefix="bench_sdf_") as tmp:
         out_dir = None if args.no_torch else Path(tmp)
         doc["ngp_sdk"] = bench_ngp(args, out_dir)
         if out_dir is not None:
-            r = subprocess.run([sys.executable, __file__, "--torch-only", str(out_dir), "--steps",
-                                str(max(3, min(args.steps, 10)))], capture_output=True, text=True)
-            if r.returncode != 0:
-                print(f"torch reference failed or is not installed (pip install torch==2.13.0):\n{r.stderr[-3000:]}",
-                      file=sys.stderr)
-            else:
-                ref = json.loads(r.stdout.strip().splitlines()[-1])
+            ref = run_torch_reference(__file__, [str(out_dir), "--steps", str(max(3, min(args.steps, 10)))])
+            if ref is not None:
                 doc["machine"].update(torch=ref.pop("torch"), torch_threads=ref.pop("torch_threads"))
                 doc["parity_max_abs"] = ref.pop("parity_max_abs")
                 doc["torch"] = ref
