@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Task", "TASKS", "register_task"]
+__all__ = ["Task", "TASKS", "register_task", "restore_training_state", "training_state"]
 
 
 @runtime_checkable
@@ -50,3 +50,20 @@ def register_task(cls: type) -> type:
     """Class decorator: make ``cls`` available under ``cls.primitive``."""
     TASKS[cls.primitive] = cls
     return cls
+
+
+def training_state(task: Any, *, include_optimizer: bool) -> dict[str, Any]:
+    """The snapshot entries every grid+MLP task shares: ``params``, ``step`` and (optionally) ``optimizer``."""
+    state: dict[str, Any] = {"params": task.field.state_dict(), "step": task.step_count}
+    opt = task.optimizer.snapshot(include_optimizer=include_optimizer)
+    if opt is not None:
+        state["optimizer"] = opt
+    return state
+
+
+def restore_training_state(task: Any, state: dict[str, Any], params: Any, step: int) -> None:
+    """Inverse of :func:`training_state` on a freshly built task (``params``/``step`` already validated)."""
+    task.field.load_state_dict(params)
+    if "optimizer" in state:
+        task.optimizer.restore(state["optimizer"], step)
+    task.step_count = step

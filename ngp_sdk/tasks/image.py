@@ -22,7 +22,7 @@ from ..data.images import ImageData
 from ..errors import DataError, SnapshotError
 from ..fields import ImageField
 from ..optim import Optimizer
-from .base import register_task
+from .base import register_task, restore_training_state, training_state
 
 __all__ = ["ImageTask", "psnr_from_mse"]
 
@@ -166,16 +166,11 @@ class ImageTask:
         return self.config.to_dict()
 
     def state_dict(self, *, include_optimizer: bool = False) -> dict[str, Any]:
-        state: dict[str, Any] = {
+        return {
             "size": list(self.size),
-            "params": self.field.state_dict(),
-            "step": self.step_count,
             "image_name": self.image.name if self.image is not None else None,
+            **training_state(self, include_optimizer=include_optimizer),
         }
-        opt = self.optimizer.snapshot(include_optimizer=include_optimizer)
-        if opt is not None:
-            state["optimizer"] = opt
-        return state
 
     @classmethod
     def from_state(cls, config: dict[str, Any], state: dict[str, Any], *, device=None,
@@ -188,8 +183,5 @@ class ImageTask:
         except (KeyError, TypeError, ValueError) as e:
             raise SnapshotError(f"image snapshot state is incomplete ({e})") from None
         task = cls(cfg, image, size=None if image is not None else size, device=device)
-        task.field.load_state_dict(params)
-        if "optimizer" in state:
-            task.optimizer.restore(state["optimizer"], step)
-        task.step_count = step
+        restore_training_state(task, state, params, step)
         return task

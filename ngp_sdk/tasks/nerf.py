@@ -47,7 +47,7 @@ from ..nerf_render import RenderedImage, RenderSettings, alive_samples, render_c
 from ..nerf_scene import NerfScene
 from ..occupancy import OccupancyGrid
 from ..optim import Optimizer
-from .base import register_task
+from .base import register_task, restore_training_state, training_state
 
 __all__ = ["NerfTask", "SAMPLE_BUDGET_FACTOR", "nerf_config"]
 
@@ -381,13 +381,8 @@ class NerfTask:
         return self.config.to_dict()
 
     def state_dict(self, *, include_optimizer: bool = False) -> dict[str, Any]:
-        state: dict[str, Any] = {"scene": self.scene.state_dict(), "params": self.field.state_dict(),
-                                 "grid": self.grid.state_dict(), "step": self.step_count, "n_rays": self.n_rays,
-                                 "total_samples": self.total_samples}
-        opt = self.optimizer.snapshot(include_optimizer=include_optimizer)
-        if opt is not None:
-            state["optimizer"] = opt
-        return state
+        return {"scene": self.scene.state_dict(), "grid": self.grid.state_dict(), "n_rays": self.n_rays,
+                "total_samples": self.total_samples, **training_state(self, include_optimizer=include_optimizer)}
 
     @classmethod
     def from_state(cls, config: dict[str, Any], state: dict[str, Any], *, device=None,
@@ -402,11 +397,8 @@ class NerfTask:
         if dataset is not None:
             scene.check_compatible(dataset)
         task = cls(cfg, dataset, scene=scene, eval_dataset=eval_dataset, device=device)
-        task.field.load_state_dict(params)
+        restore_training_state(task, state, params, step)
         task.grid.load_state_dict(grid)
-        if "optimizer" in state:
-            task.optimizer.restore(state["optimizer"], step)
-        task.step_count = step
         task.n_rays = int(state.get("n_rays", task.n_rays))
         task.total_samples = int(state.get("total_samples", 0))
         return task

@@ -22,7 +22,7 @@ from ..optim import Optimizer
 from ..sdf_config import SdfConfig
 from ..sdf_field import SdfField
 from ..sdf_render import SdfRenderedImage, SdfRenderSettings, render_sdf_camera
-from .base import register_task
+from .base import register_task, restore_training_state, training_state
 
 __all__ = ["SdfTask"]
 
@@ -289,18 +289,13 @@ class SdfTask:
         return self.config.to_dict()
 
     def state_dict(self, *, include_optimizer: bool = False) -> dict[str, Any]:
-        state: dict[str, Any] = {
+        return {
             "scale": self.scale,
             "offset": [float(v) for v in self.offset],
-            "params": self.field.state_dict(),
-            "step": self.step_count,
             "mesh_name": self.mesh_name,
             "bounds": self.bounds.astype(float).tolist(),
+            **training_state(self, include_optimizer=include_optimizer),
         }
-        opt = self.optimizer.snapshot(include_optimizer=include_optimizer)
-        if opt is not None:
-            state["optimizer"] = opt
-        return state
 
     @classmethod
     def from_state(cls, config: dict[str, Any], state: dict[str, Any], *, device=None,
@@ -319,8 +314,5 @@ class SdfTask:
         if bounds is not None and bounds.shape != (2, 3):
             raise SnapshotError(f"SDF snapshot bounds must be 2x3, got {bounds.shape}")
         task = cls(cfg, mesh, scale=scale, offset=offset, bounds=bounds, device=device)
-        task.field.load_state_dict(params)
-        if "optimizer" in state:
-            task.optimizer.restore(state["optimizer"], step)
-        task.step_count = step
+        restore_training_state(task, state, params, step)
         return task
