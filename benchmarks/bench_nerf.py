@@ -126,27 +126,13 @@ def _march_view(task, c2w, intr, *, collect: bool):
 
     Returns the packed samples (NumPy, global ray indices) when ``collect``, else the sample count.
     """
-    import warp as wp
-
-    from ngp_sdk.cameras import pack_intrinsics
+    from ngp_sdk.cameras import camera_ray_tiles
     from warp_kernels.ray_marching import march_rays
-    from warp_kernels.rays import generate_rays, make_pixel_centers
 
     st = task._settings(None)
-    dev = task.device
-    w, h = intr.width, intr.height
-    cam = [wp.array(a, device=dev) for a in pack_intrinsics([intr])]
-    c2w_arr = wp.array(np.asarray(c2w, np.float32).reshape(1, 3, 4), dtype=wp.float32, device=dev)
-    centres = make_pixel_centers(w, h, device=dev)
-    n, tile = w * h, max(1, st.tile_rays)
     budget = max(st.sample_budget, st.max_samples_per_ray)
-    origins = wp.empty((min(tile, n), 3), dtype=wp.float32, device=dev)
-    directions = wp.empty_like(origins)
     parts, total = [], 0
-    for s0 in range(0, n, tile):
-        e = min(n, s0 + tile)
-        o, d = origins[: e - s0], directions[: e - s0]
-        generate_rays(c2w_arr, *cam, 0, centres[s0:e], origins=o, directions=d)
+    for s0, e, o, d in camera_ray_tiles(c2w, intr, st.tile_rays, task.device):
         start = 0
         while start < e - s0:
             s = march_rays(o[start:], d[start:], task.grid.bitfield, n_cascades=task.grid.n_cascades,

@@ -21,7 +21,8 @@ import numpy as np
 from .cameras import Intrinsics, focal_length_from_fov
 from .errors import DataError
 
-__all__ = ["CameraKeyframe", "load_camera_path", "eval_camera_path", "quaternion_to_matrix", "look_at",
+__all__ = ["CameraKeyframe", "load_camera_path", "eval_camera_path", "sample_camera_path", "quaternion_to_matrix",
+           "look_at",
            "orbit_poses", "intrinsics_with_fov"]
 
 
@@ -99,6 +100,11 @@ def eval_camera_path(keyframes: list[CameraKeyframe], t: float) -> tuple[np.ndar
         fovs.append(kf.fov)
     fov = None if any(f is None for f in fovs) else float(sum(wk * f for wk, f in zip(w, fovs, strict=True)))
     return np.concatenate([quaternion_to_matrix(r), pos[:, None]], axis=1), fov
+
+
+def sample_camera_path(keyframes: list[CameraKeyframe], n_frames: int) -> list[tuple[np.ndarray, float | None]]:
+    """``n_frames`` cameras evenly spaced over ``t`` in [0, 1] (one frame: ``t = 0``); see :func:`eval_camera_path`."""
+    return [eval_camera_path(keyframes, i / (n_frames - 1) if n_frames > 1 else 0.0) for i in range(n_frames)]
 
 
 def look_at(position, target, up) -> np.ndarray:

@@ -28,12 +28,13 @@ forward ``(0, -1, 0)``: it looks down at the centre of the unit cube.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import warp as wp
 
-from warp_kernels.rays import CAMERA_MODEL_CODES
+from warp_kernels.rays import CAMERA_MODEL_CODES, generate_rays, make_pixel_centers
 
 from .errors import DataError
 
@@ -44,6 +45,7 @@ __all__ = [
     "Intrinsics",
     "focal_length_from_fov",
     "pack_intrinsics",
+    "camera_ray_tiles",
     "opencv_to_opengl",
     "opengl_to_opencv",
     "nerf_matrix_to_ngp",
@@ -221,6 +223,35 @@ def pack_intrinsics(intrinsics: Sequence[Intrinsics]) -> tuple[np.ndarray, np.nd
     for i, intr in enumerate(intrinsics):
         params[i], dist[i], model[i] = intr.as_arrays()
     return params, dist, model
+
+
+def camera_ray_tiles(c2w: np.ndarray, intrinsics: Intrinsics, tile_rays: int,
+                     device) -> Iterator[tuple[int, int, wp.array, wp.array]]:
+    """Rays through the pixel centres of one camera, row-major, ``tile_rays`` at a time (lens distortion applied).
+
+    Args:
+        c2w: camera-to-world ``[3, 4]`` (OpenCV axes) in the space the rays are wanted in.
+        intrinsics: the camera; ``width * height`` rays.
+        tile_rays: rays per tile (>= 1).
+        device: Warp device of the ray arrays.
+
+    Yields:
+        ``(start, stop, origins [stop - start, 3], directions [stop - start, 3])``; the arrays are views of
+        buffers reused by the next tile.
+    """
+    w, h = intrinsics.width, intrinsics.height
+    cam_params, cam_dist, cam_model = (wp.array(a, device=device) for a in pack_intrinsics([intrinsics]))
+    c2w_arr = wp.array(np.asarray(c2w, np.float32).reshape(1, 3, 4), dtype=wp.float32, device=device)
+    centres = make_pixel_centers(w, h, device=device)
+    n = w * h
+    tile = max(1, int(tile_rays))
+    origins = wp.empty((min(tile, n), 3), dtype=wp.float32, device=device)
+    directions = wp.empty_like(origins)
+    for s in range(0, n, tile):
+        e = min(n, s + tile)
+        o, d = origins[: e - s], directions[: e - s]
+        generate_rays(c2w_arr, cam_params, cam_dist, cam_model, 0, centres[s:e], origins=o, directions=d)
+        yield s, e, o, d
 
 
 # ----------------------------------------------------------------------------------------------------------

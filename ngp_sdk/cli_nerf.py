@@ -137,15 +137,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cameras(args: argparse.Namespace, scene) -> list[tuple[Any, Any]]:
     """``(c2w, intrinsics or None)`` per frame; None = the first training camera's, resized."""
-    from .camera_path import eval_camera_path, intrinsics_with_fov, load_camera_path, orbit_poses
+    from .camera_path import intrinsics_with_fov, load_camera_path, orbit_poses, sample_camera_path
 
     first = scene.intrinsics[0]
     if args.camera_path:
-        keys = load_camera_path(args.camera_path)
-        n = args.frames
         out = []
-        for i in range(n):
-            c2w, fov = eval_camera_path(keys, i / (n - 1) if n > 1 else 0.0)
+        for c2w, fov in sample_camera_path(load_camera_path(args.camera_path), args.frames):
             w = args.width or first.width
             h = args.height or (first.height if args.width is None else round(first.height * w / first.width))
             out.append((c2w, None if fov is None else intrinsics_with_fov(w, h, fov)))

@@ -107,7 +107,7 @@ def sdf_frames(session, args: argparse.Namespace) -> list:
     """
     import numpy as np
 
-    from .camera_path import eval_camera_path, intrinsics_with_fov, load_camera_path, orbit_poses
+    from .camera_path import intrinsics_with_fov, load_camera_path, orbit_poses, sample_camera_path
     from .errors import DataError
 
     task = session.task
@@ -120,12 +120,8 @@ def sdf_frames(session, args: argparse.Namespace) -> list:
     if args.orbit:
         cams = [(p, intr) for p in orbit_poses(pose, task.centre, (0.0, 1.0, 0.0), args.orbit)]
     elif args.camera_path:
-        keys = load_camera_path(args.camera_path)
-        n = args.frames
-        cams = []
-        for i in range(n):
-            c2w, fov = eval_camera_path(keys, i / (n - 1) if n > 1 else 0.0)
-            cams.append((c2w, intr if fov is None else intrinsics_with_fov(w, h, fov)))
+        cams = [(c2w, intr if fov is None else intrinsics_with_fov(w, h, fov))
+                for c2w, fov in sample_camera_path(load_camera_path(args.camera_path), args.frames)]
     return [session.render(c2w=c2w, intrinsics=i, shading=args.shading, ambient_occlusion=args.ao,
                            with_depth=args.depth, with_normals=args.normals) for c2w, i in cams]
 

@@ -16,10 +16,9 @@ import warp as wp
 
 from warp_kernels.nerf_glue import select_samples
 from warp_kernels.ray_marching import RaySamples, march_rays
-from warp_kernels.rays import generate_rays, make_pixel_centers
 from warp_kernels.volume_rendering import composite_rays, render_weight_from_density
 
-from .cameras import Intrinsics, pack_intrinsics
+from .cameras import Intrinsics, camera_ray_tiles
 from .nerf_field import NerfField
 from .occupancy import OccupancyGrid
 
@@ -121,22 +120,12 @@ def render_camera(
 ) -> RenderedImage:
     """Render one camera (internal ``c2w [3, 4]``, OpenCV axes) at its intrinsics' resolution, through
     pixel centres, with lens distortion."""
-    dev = field.device
     w, h = intrinsics.width, intrinsics.height
-    cam_params, cam_dist, cam_model = (wp.array(a, device=dev) for a in pack_intrinsics([intrinsics]))
-    c2w_arr = wp.array(np.asarray(c2w, np.float32).reshape(1, 3, 4), dtype=wp.float32, device=dev)
-    centres = make_pixel_centers(w, h, device=dev)
     n = w * h
     rgb = np.empty((n, 3), np.float32)
     depth = np.empty(n, np.float32)
     opacity = np.empty(n, np.float32)
-    tile = max(1, settings.tile_rays)
-    origins = wp.empty((min(tile, n), 3), dtype=wp.float32, device=dev)
-    directions = wp.empty_like(origins)
-    for s in range(0, n, tile):
-        e = min(n, s + tile)
-        o, d = origins[: e - s], directions[: e - s]
-        generate_rays(c2w_arr, cam_params, cam_dist, cam_model, 0, centres[s:e], origins=o, directions=d)
+    for s, e, o, d in camera_ray_tiles(c2w, intrinsics, settings.tile_rays, field.device):
         render_rays(field, grid, o, d, aabb=aabb, settings=settings, params=params, out_rgb=rgb[s:e],
                     out_depth=depth[s:e], out_opacity=opacity[s:e])
     depth = np.where(opacity > 1e-6, depth / np.maximum(opacity, 1e-6), 0.0).astype(np.float32)

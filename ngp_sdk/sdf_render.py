@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from warp_kernels.rays import generate_rays, make_pixel_centers
 from warp_kernels.sphere_tracing import sphere_trace
 
-from .cameras import Intrinsics, pack_intrinsics
+from .cameras import Intrinsics, camera_ray_tiles
 from .errors import DataError
 
 __all__ = ["SHADINGS", "SdfRenderSettings", "SdfRenderedImage", "ambient_occlusion", "render_sdf_camera",
@@ -150,21 +149,13 @@ def render_sdf_camera(
     pose = np.asarray(c2w, np.float64).reshape(-1, 4)[:3]
     if not np.isfinite(pose).all():
         raise DataError("camera pose contains NaN or infinity")
-    cam_params, cam_dist, cam_model = (wp.array(a, device=dev) for a in pack_intrinsics([intrinsics]))
-    c2w_arr = wp.array(pose.astype(np.float32).reshape(1, 3, 4), dtype=wp.float32, device=dev)
-    centres = make_pixel_centers(w, h, device=dev)
     n = w * h
     depth = np.zeros(n, np.float32)
     normals = np.zeros((n, 3), np.float32)
     hit = np.zeros(n, bool)
     pos_all = np.zeros((n, 3), np.float32)
     tile = max(1, settings.tile_rays)
-    origins = wp.empty((min(tile, n), 3), dtype=wp.float32, device=dev)
-    directions = wp.empty_like(origins)
-    for s in range(0, n, tile):
-        e = min(n, s + tile)
-        o, d = origins[: e - s], directions[: e - s]
-        generate_rays(c2w_arr, cam_params, cam_dist, cam_model, 0, centres[s:e], origins=o, directions=d)
+    for s, e, o, d in camera_ray_tiles(pose, intrinsics, tile, dev):
         r = sphere_trace(o, d, sdf_fn, aabb=aabb, max_steps=settings.max_steps, epsilon=settings.epsilon,
                          step_scale=settings.step_scale)
         hit[s:e] = r.hit.numpy().astype(bool)
