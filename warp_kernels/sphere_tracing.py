@@ -33,6 +33,14 @@ __all__ = ["SphereTraceResult", "sphere_trace"]
 FINAL_TOLERANCE = 16.0
 
 
+@wp.func
+def _write_ray_point(origins: wp.array2d(dtype=wp.float32), directions: wp.array2d(dtype=wp.float32), r: int,
+                     t: float, out: wp.array2d(dtype=wp.float32), row: int):
+    """``out[row] = origins[r] + t * directions[r]``."""
+    for a in range(3):
+        out[row, a] = origins[r, a] + t * directions[r, a]
+
+
 @wp.kernel
 def _init_trace_kernel(
     offset: int,
@@ -56,10 +64,7 @@ def _init_trace_kernel(
         active[i] = 1
     else:
         active[i] = 0
-    p = o + t0 * d
-    positions[i, 0] = p[0]
-    positions[i, 1] = p[1]
-    positions[i, 2] = p[2]
+    _write_ray_point(origins, directions, i, t0, positions, i)
 
 
 @wp.kernel
@@ -89,8 +94,7 @@ def _advance_trace_kernel(
         return
     t[r] = t_new
     alive[i] = 1
-    for a in range(3):
-        next_positions[i, a] = origins[r, a] + t_new * directions[r, a]
+    _write_ray_point(origins, directions, r, t_new, next_positions, i)
 
 
 @wp.kernel
@@ -102,8 +106,7 @@ def _positions_kernel(
     out: wp.array2d(dtype=wp.float32),
 ):
     i = wp.tid() + offset
-    for a in range(3):
-        out[i, a] = origins[i, a] + t[i] * directions[i, a]
+    _write_ray_point(origins, directions, i, t[i], out, i)
 
 
 @dataclass(frozen=True)
