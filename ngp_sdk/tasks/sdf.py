@@ -144,15 +144,18 @@ class SdfTask:
 
     # -- inference -----------------------------------------------------------------------------------------
     def sdf_fn(self, params: dict[str, wp.array] | None = None):
-        """A callback ``points wp [M, 3] -> sdf wp [M]`` (internal frame) over the inference weights, chunked."""
+        """A callback ``points wp [M, 3] -> sdf wp [M]`` (internal frame) over the inference weights, chunked.
+
+        Calls share the task's inference workspace (callers run under the session lock, one at a time).
+        """
         params = self.optimizer.inference_params() if params is None else params
-        ws = self.field.mlp.new_workspace()
 
         def fn(x: wp.array) -> wp.array:
             out = wp.empty(x.shape[0], dtype=wp.float32, device=self.device)
             for start in range(0, x.shape[0], EVAL_CHUNK):
                 stop = min(x.shape[0], start + EVAL_CHUNK)
-                wp.copy(out, self.field.infer(x[start:stop], params, workspace=ws).flatten(), dest_offset=start)
+                y = self.field.infer(x[start:stop], params, workspace=self._ws)
+                wp.copy(out, y.flatten(), dest_offset=start)
             return out
 
         return fn
