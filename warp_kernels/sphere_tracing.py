@@ -1,7 +1,7 @@
 """Sphere tracing of a signed distance function given as a callback (the tracer never owns the field).
 
-Layer 0: :func:`_init_trace_kernel`, :func:`_advance_trace_kernel`, :func:`_positions_kernel`; layer 1:
-:func:`sphere_trace`.
+Layer 0: :func:`_init_trace_kernel`, :func:`_advance_trace_kernel`, :func:`_compact_kernel`,
+:func:`_final_kernel`, :func:`_positions_kernel`; layer 1: :func:`sphere_trace`.
 
 Conventions:
 
@@ -10,7 +10,8 @@ Conventions:
 - Tracing starts where the ray enters ``aabb`` (at ``t = 0`` for an origin inside it) and gives up where the ray
   leaves it. Each iteration evaluates the SDF at the still-active rays only (packed, like nerfacc's samples), then
   moves each by ``step_scale * sdf``: a negative value (an overshoot into the inside) moves the ray back, so an
-  inexact neural SDF still converges onto its zero level set.
+  inexact neural SDF still converges onto its zero level set. The active set is compacted on the device with
+  :func:`warp_kernels.nerf_glue.select_samples` (only its size is read back).
 - A ray *hits* when ``|sdf| < epsilon``; rays still active after ``max_steps`` iterations count as hits when
   ``|sdf| < 16 * epsilon`` (grazing rays crawl along the surface), else as misses.
 """
@@ -24,6 +25,7 @@ import numpy as np
 import warp as wp
 
 from ._common import KernelArgumentError, check_array, common_device
+from .nerf_glue import gather_rows, select_samples
 from .parallel import launch_split
 from .ray_marching import ray_aabb_intersect
 
@@ -50,7 +52,7 @@ def _init_trace_kernel(
     bmax: wp.vec3,
     t: wp.array(dtype=wp.float32),
     t_far: wp.array(dtype=wp.float32),
-    active: wp.array(dtype=wp.int32),
+    active: wp.array(dtype=wp.float32),
     positions: wp.array2d(dtype=wp.float32),
 ):
     i = wp.tid() + offset
@@ -61,9 +63,9 @@ def _init_trace_kernel(
     t[i] = t0
     t_far[i] = span[1]
     if span[1] >= t0:
-        active[i] = 1
+        active[i] = 1.0
     else:
-        active[i] = 0
+        active[i] = 0.0
     _write_ray_point(origins, directions, i, t0, positions, i)
 
 
@@ -79,13 +81,13 @@ def _advance_trace_kernel(
     step_scale: float,
     t: wp.array(dtype=wp.float32),
     hit: wp.array(dtype=wp.int32),
-    alive: wp.array(dtype=wp.int32),
+    alive: wp.array(dtype=wp.float32),
     next_positions: wp.array2d(dtype=wp.float32),
 ):
     i = wp.tid() + offset
     r = ray_index[i]
     d = sdf[i]
-    alive[i] = 0
+    alive[i] = 0.0
     if wp.abs(d) < epsilon:
         hit[r] = 1
         return
@@ -93,8 +95,35 @@ def _advance_trace_kernel(
     if t_new > t_far[r]:
         return
     t[r] = t_new
-    alive[i] = 1
+    alive[i] = 1.0
     _write_ray_point(origins, directions, r, t_new, next_positions, i)
+
+
+@wp.kernel
+def _compact_kernel(
+    offset: int,
+    keep: wp.array(dtype=wp.int32),
+    ray_index: wp.array(dtype=wp.int32),
+    positions: wp.array2d(dtype=wp.float32),
+    sdf: wp.array(dtype=wp.float32),
+    out_ray_index: wp.array(dtype=wp.int32),
+    out_positions: wp.array2d(dtype=wp.float32),
+    out_sdf: wp.array(dtype=wp.float32),
+):
+    i = wp.tid() + offset
+    k = keep[i]
+    out_ray_index[i] = ray_index[k]
+    out_sdf[i] = sdf[k]
+    for a in range(3):
+        out_positions[i, a] = positions[k, a]
+
+
+@wp.kernel
+def _final_kernel(offset: int, ray_index: wp.array(dtype=wp.int32), sdf: wp.array(dtype=wp.float32),
+                  tolerance: float, hit: wp.array(dtype=wp.int32)):
+    i = wp.tid() + offset
+    if wp.abs(sdf[i]) < tolerance:
+        hit[ray_index[i]] = 1
 
 
 @wp.kernel
@@ -126,6 +155,16 @@ class SphereTraceResult:
     positions: wp.array
     n_iterations: int
     n_evaluations: int
+
+
+def _compact(keep: wp.array, ray_index: wp.array, positions: wp.array, sdf: wp.array,
+             device) -> tuple[wp.array, wp.array, wp.array]:
+    """Rows ``keep`` (int32 slot indices) of the active set's ray ids, positions and SDF values."""
+    a = keep.shape[0]
+    out = (wp.empty(a, dtype=wp.int32, device=device), wp.empty((a, 3), dtype=wp.float32, device=device),
+           wp.empty(a, dtype=wp.float32, device=device))
+    launch_split(_compact_kernel, a, [keep, ray_index, positions, sdf, *out], device)
+    return out
 
 
 def _as_flat(values: wp.array, m: int, device) -> wp.array:
@@ -174,32 +213,28 @@ def sphere_trace(
     t = wp.empty(n, dtype=wp.float32, device=dev)
     t_far = wp.empty(n, dtype=wp.float32, device=dev)
     hit = wp.zeros(n, dtype=wp.int32, device=dev)
-    flags = wp.empty(n, dtype=wp.int32, device=dev)
+    flags = wp.empty(n, dtype=wp.float32, device=dev)
     pos = wp.empty((n, 3), dtype=wp.float32, device=dev)
     launch_split(_init_trace_kernel, n, [origins, directions, wp.vec3(*lo), wp.vec3(*hi), t, t_far, flags, pos], dev)
-    keep = flags.numpy().astype(bool)
-    active = np.flatnonzero(keep).astype(np.int32)
-    pos_np = pos.numpy()[keep]
+    # the active set: ray ids, their current positions and (after a round) their latest SDF values
+    ray_index = select_samples(flags, 0.5, device=dev)
+    pos = gather_rows(pos, ray_index, device=dev)
+    last_sdf = wp.zeros(ray_index.shape[0], dtype=wp.float32, device=dev)
     iterations = evaluations = 0
-    last_sdf = np.zeros(0, np.float32)
-    while active.size and iterations < max_steps:
-        m = active.size
-        ray_index = wp.array(active, dtype=wp.int32, device=dev)
-        values = _as_flat(sdf_fn(wp.array(pos_np, dtype=wp.float32, device=dev)), m, dev)
-        alive = wp.empty(m, dtype=wp.int32, device=dev)
+    while ray_index.shape[0] and iterations < max_steps:
+        m = ray_index.shape[0]
+        values = _as_flat(sdf_fn(pos), m, dev)
+        alive = wp.empty(m, dtype=wp.float32, device=dev)
         next_pos = wp.empty((m, 3), dtype=wp.float32, device=dev)
         launch_split(_advance_trace_kernel, m, [ray_index, values, origins, directions, t_far, float(epsilon),
                                                 float(step_scale), t, hit, alive, next_pos], dev)
         iterations += 1
         evaluations += m
-        keep = alive.numpy().astype(bool)
-        last_sdf = values.numpy()[keep]
-        active, pos_np = active[keep], next_pos.numpy()[keep]
-    if active.size:  # out of iterations: rays crawling along the surface count as hits
-        h = hit.numpy()
-        close = active[np.abs(last_sdf) < FINAL_TOLERANCE * epsilon]
-        h[close] = 1
-        hit = wp.array(h, dtype=wp.int32, device=dev)
+        ray_index, pos, last_sdf = _compact(select_samples(alive, 0.5, device=dev), ray_index, next_pos, values,
+                                            dev)
+    # out of iterations: rays crawling along the surface count as hits
+    launch_split(_final_kernel, ray_index.shape[0], [ray_index, last_sdf, FINAL_TOLERANCE * float(epsilon), hit],
+                 dev)
     positions = wp.empty((n, 3), dtype=wp.float32, device=dev)
     launch_split(_positions_kernel, n, [origins, directions, t, positions], dev)
     return SphereTraceResult(t=t, hit=hit, positions=positions, n_iterations=iterations, n_evaluations=evaluations)
