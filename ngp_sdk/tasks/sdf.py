@@ -13,7 +13,7 @@ from warp_kernels.losses import compute_loss
 from warp_kernels.sdf import build_mesh, mesh_signed_distance, sample_sdf_training_points
 
 from ..camera_path import intrinsics_with_fov, look_at
-from ..cameras import Intrinsics, opencv_to_opengl, opengl_to_opencv
+from ..cameras import Intrinsics, opengl_to_opencv
 from ..data.images import srgb_to_linear
 from ..data.meshes import TriangleMesh, normalize_to_unit_cube
 from ..errors import DataError, SnapshotError
@@ -174,7 +174,7 @@ class SdfTask:
                        fov_y: float = DEFAULT_FOV_Y) -> tuple[np.ndarray, Intrinsics]:
         """An internal ``c2w [3, 4]`` (OpenCV axes) framing the whole shape, and its pinhole intrinsics."""
         lo, hi = self.bounds.astype(np.float64)
-        centre = 0.5 * (lo + hi)
+        centre = self.centre
         u = np.asarray(DEFAULT_VIEW_DIRECTION, np.float64)
         u /= np.linalg.norm(u)
         rot = look_at(centre + u, centre, (0.0, 1.0, 0.0))[:, :3]
@@ -207,12 +207,6 @@ class SdfTask:
         img = self.render_view(pose, intrinsics, settings)
         return SdfRenderedImage(rgb=img.rgb, depth=(img.depth / self.scale).astype(np.float32),
                                 normals=img.normals, hit=img.hit)
-
-    def mesh_frame_pose(self, c2w: np.ndarray) -> np.ndarray:
-        """Internal ``c2w`` (OpenCV axes) -> mesh-frame ``[4, 4]`` (OpenGL axes)."""
-        pose = np.asarray(c2w, np.float64).reshape(-1, 4)[:3].copy()
-        pose[:, 3] = (pose[:, 3] - self.offset) / self.scale
-        return opencv_to_opengl(pose)
 
     def render(self, *, c2w: np.ndarray | None = None, intrinsics: Intrinsics | None = None,
                width: int | None = None, height: int | None = None, shading: str = "lambert",
