@@ -41,8 +41,14 @@ class Mesh:
 
 
 def _sample_volume(fn, resolution: int, lo: np.ndarray, hi: np.ndarray, device) -> np.ndarray:
-    """float32 ``[R, R, R]`` values of ``fn(points wp [M, 3]) -> np [M]`` at cell centres, indexed ``[x, y, z]``."""
-    r = resolution
+    """float32 ``[R, R, R]`` values of ``fn(points wp [M, 3]) -> np [M]`` at cell centres, indexed ``[x, y, z]``.
+
+    Raises:
+        DataError: ``resolution`` outside 8..1024.
+    """
+    if not 8 <= int(resolution) <= 1024:
+        raise DataError(f"mesh resolution must be in 8..1024, got {resolution}")
+    r = int(resolution)
     axes = [lo[a] + (np.arange(r, dtype=np.float64) + 0.5) * (hi[a] - lo[a]) / r for a in range(3)]
     vol = np.empty(r * r * r, np.float32)
     slab = max(1, (1 << 20) // (r * r))  # x-slices per batch
@@ -105,10 +111,8 @@ def extract_sdf_mesh(sdf_fn, *, resolution: int = 256, aabb=((0.0, 0.0, 0.0), (1
     Raises:
         DataError: bad resolution, or no surface in the box.
     """
-    if not 8 <= int(resolution) <= 1024:
-        raise DataError(f"mesh resolution must be in 8..1024, got {resolution}")
     lo, hi = (np.asarray(v, np.float64).reshape(3) for v in aabb)
-    vol = _sample_volume(lambda p: -sdf_fn(p).numpy(), int(resolution), lo, hi, wp.get_device(device))
+    vol = _sample_volume(lambda p: -sdf_fn(p).numpy(), resolution, lo, hi, wp.get_device(device))
     # one layer of "outside" around the box closes surfaces the box cuts, so the mesh stays watertight
     cell = (hi - lo) / int(resolution)
     vol = np.pad(vol, 1, constant_values=min(float(vol.min()), -float(level)) - 1.0)
@@ -152,12 +156,10 @@ def extract_mesh(task, *, resolution: int = 256, threshold: float = 2.5, aabb=No
     Raises:
         DataError: bad resolution, or no surface at this threshold.
     """
-    if not 8 <= int(resolution) <= 1024:
-        raise DataError(f"mesh resolution must be in 8..1024, got {resolution}")
     lo, hi = (np.asarray(v, np.float64).reshape(3) for v in (aabb if aabb is not None else task.scene.aabb))
     params = task.optimizer.inference_params()
     density = task.field.density
-    vol = _sample_volume(lambda p: density(p, params).numpy(), int(resolution), lo, hi, task.field.device)
+    vol = _sample_volume(lambda p: density(p, params).numpy(), resolution, lo, hi, task.field.device)
     vol = remove_small_components(vol, threshold, min_component)
     verts, faces, n = extract_isosurface(vol, threshold, lo, hi)
     dev = task.field.device
