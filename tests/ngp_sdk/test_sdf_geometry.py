@@ -11,7 +11,7 @@ from ngp_sdk.errors import DataError
 from ngp_sdk.export import Mesh, extract_sdf_mesh, save_mesh
 from ngp_sdk.mesh_metrics import chamfer_and_normal_consistency, sample_surface
 from ngp_sdk.sdf_render import SdfRenderSettings, ambient_occlusion, render_sdf_camera, shade_lambert
-from tests.reference.sphere_tracing_ref import ray_sphere_ref
+from tests.reference.sphere_tracing_ref import closest_approach, pinhole_directions, ray_sphere_ref
 
 CENTRE = np.array([0.5, 0.5, 0.5])
 
@@ -84,12 +84,10 @@ def test_render_analytic_sphere_depth_normals_and_shading(device):
     intr = intrinsics_with_fov(48, 40, 30.0)
     img = render_sdf_camera(_sphere_fn(r, device), _sphere_normals(device), c2w, intr,
                             settings=SdfRenderSettings(epsilon=1e-5), device=device)
-    u, v = np.meshgrid((np.arange(48) + 0.5 - intr.cx) / intr.fx, (np.arange(40) + 0.5 - intr.cy) / intr.fy)
-    d = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ c2w[:, :3].T
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    t, hit = ray_sphere_ref(np.repeat(eye[None], len(d), 0), d, CENTRE, r)
-    oc = eye - CENTRE
-    clear = np.abs(np.sqrt(np.maximum(oc @ oc - (d @ oc) ** 2, 0)) - r) > 0.005
+    d = pinhole_directions(c2w, intr)
+    origins = np.repeat(eye[None], len(d), 0)
+    t, hit = ray_sphere_ref(origins, d, CENTRE, r)
+    clear = np.abs(closest_approach(origins, d, CENTRE) - r) > 0.005
     got = img.hit.reshape(-1)
     assert (got[clear] == hit[clear]).all() and hit.sum() > 200
     both = got & hit & clear

@@ -102,7 +102,7 @@ def test_sphere_traced_view_sees_the_sphere_at_its_depth(trained, sphere):
     from ngp_sdk.camera_path import intrinsics_with_fov, look_at
     from ngp_sdk.cameras import opencv_to_opengl
     from ngp_sdk.sdf_render import SdfRenderSettings
-    from tests.reference.sphere_tracing_ref import ray_sphere_ref
+    from tests.reference.sphere_tracing_ref import closest_approach, pinhole_directions, ray_sphere_ref
 
     task = trained[0].task
     eye, centre = np.array([2.0, 2.3, 4.5]), np.array([2.0, 2.0, 2.0])
@@ -111,15 +111,11 @@ def test_sphere_traced_view_sees_the_sphere_at_its_depth(trained, sphere):
     img = task.render_world(c2w, intr)
     assert img.rgb.shape == (30, 40, 3) and img.depth.shape == (30, 40) and img.normals.shape == (30, 40, 3)
     # analytic rays through the same pixel centres (pinhole, OpenCV axes)
-    cv = look_at(eye, centre, (0.0, 1.0, 0.0))
-    u, v = np.meshgrid((np.arange(40) + 0.5 - intr.cx) / intr.fx, (np.arange(30) + 0.5 - intr.cy) / intr.fy)
-    d = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ cv[:, :3].T
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    t, hit = ray_sphere_ref(np.repeat(eye[None], len(d), 0), d, centre, 0.8)
+    d = pinhole_directions(look_at(eye, centre, (0.0, 1.0, 0.0)), intr)
+    origins = np.repeat(eye[None], len(d), 0)
+    t, hit = ray_sphere_ref(origins, d, centre, 0.8)
     # the icosphere (2 subdivisions) lies inside its circumsphere by up to ~2%: compare away from the rim
-    oc = eye - centre
-    closest = np.sqrt(np.maximum(oc @ oc - (d @ oc) ** 2, 0))
-    clear = np.abs(closest - 0.8) > 0.06
+    clear = np.abs(closest_approach(origins, d, centre) - 0.8) > 0.06
     assert (img.hit.reshape(-1)[clear] == hit[clear]).mean() > 0.97
     both = img.hit.reshape(-1) & hit & clear
     assert both.sum() > 100

@@ -6,7 +6,7 @@ import numpy as np
 
 from tests.reference.ray_marching_ref import ray_aabb_intersect
 
-__all__ = ["sphere_trace_ref", "ray_sphere_ref"]
+__all__ = ["sphere_trace_ref", "ray_sphere_ref", "pinhole_directions", "closest_approach"]
 
 
 def sphere_trace_ref(origins, directions, sdf_fn, *, aabb=((0, 0, 0), (1, 1, 1)), max_steps=128, epsilon=1e-4,
@@ -52,3 +52,21 @@ def ray_sphere_ref(origins, directions, centre, radius):
     t = np.where(hit, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
     hit &= t >= 0
     return t, hit
+
+
+def pinhole_directions(c2w, intrinsics):
+    """Unit directions ``[H * W, 3]`` (row-major) through the pixel centres of a pinhole camera, ``c2w`` with
+    OpenCV axes."""
+    w, h = intrinsics.width, intrinsics.height
+    u, v = np.meshgrid((np.arange(w) + 0.5 - intrinsics.cx) / intrinsics.fx,
+                       (np.arange(h) + 0.5 - intrinsics.cy) / intrinsics.fy)
+    d = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ np.asarray(c2w, np.float64)[:, :3].T
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def closest_approach(origins, directions, centre):
+    """Distance ``[N]`` from ``centre`` to each ray's line (unit directions): rays whose value is near a sphere's
+    radius graze it."""
+    oc = np.asarray(origins, np.float64) - np.asarray(centre, np.float64)
+    b = np.sum(oc * directions, axis=1)
+    return np.sqrt(np.maximum(np.sum(oc * oc, axis=1) - b * b, 0))
