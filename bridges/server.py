@@ -491,10 +491,10 @@ class NgpServer:
 
         session = self._need_session()
         try:
-            from ngp_sdk.export import extract_mesh, save_mesh
+            from ngp_sdk.export import save_mesh
 
             with session.locked():
-                mesh = extract_mesh(session.task, resolution=req.resolution, threshold=req.threshold)
+                mesh = session.task.extract_mesh(resolution=req.resolution, threshold=req.threshold)
             with tempfile.TemporaryDirectory() as tmp:
                 data = save_mesh(mesh, Path(tmp) / f"mesh.{req.format}").read_bytes()
         except ImportError as e:
