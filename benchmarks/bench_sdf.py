@@ -76,8 +76,8 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
     mesh = task._mesh
     seeds = iter(range(10_000, 20_000))
     winding = task._winding_for_training  # the sign mode the task trains with (pseudo normal if watertight)
-    sample_s = median_time(lambda: sample_sdf_training_points(mesh, b, next(seeds), use_winding_number=winding)[1]
-                           .numpy(), args.steps, 1)
+    sample_s = median_time(lambda: sample_sdf_training_points(mesh, b, next(seeds), use_winding_number=winding,
+                                                              sampler=task._sampler)[1].numpy(), args.steps, 1)
     # compute only: a fixed batch through forward, loss, backward, Adam
     pos, dist = sample_sdf_training_points(mesh, b, 7)
     target = dist.reshape((b, 1))

@@ -43,6 +43,7 @@ __all__ = [
     "SAMPLE_FRACTIONS",
     "build_mesh",
     "mesh_signed_distance",
+    "SurfaceSampler",
     "sample_surface_points",
     "sample_sdf_training_points",
 ]
@@ -151,9 +152,46 @@ def mesh_signed_distance(
     return out
 
 
+class SurfaceSampler:
+    """Area-weighted uniform sampling of a triangle soup (host side), with the per-triangle CDF built once.
+
+    Args:
+        vertices: ``[V, 3]`` vertex positions.
+        faces: ``[F, 3]`` vertex indices.
+
+    Raises:
+        KernelArgumentError: when the mesh has zero total area.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        self._tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]  # [F, 3, 3]
+        tri = self._tri
+        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        total = area.sum()
+        if not np.isfinite(total) or total <= 0.0:
+            raise KernelArgumentError("the mesh has zero (or non-finite) surface area")
+        self._cdf = np.cumsum(area / total)
+
+    @classmethod
+    def from_mesh(cls, mesh: wp.Mesh) -> SurfaceSampler:
+        """The sampler of a ``wp.Mesh``'s triangles."""
+        return cls(mesh.points.numpy().reshape(-1, 3), mesh.indices.numpy().reshape(-1, 3))
+
+    def sample(self, n: int, rng: np.random.Generator, *,
+               return_face_index: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """float32 ``[n, 3]`` points on the surface (and int64 ``[n]`` triangle indices with ``return_face_index``)."""
+        face = np.minimum(np.searchsorted(self._cdf, rng.random(n), side="right"), len(self._cdf) - 1)
+        r1 = np.sqrt(rng.random(n))
+        r2 = rng.random(n)
+        tri = self._tri
+        a, b, c = tri[face, 0], tri[face, 1], tri[face, 2]
+        p = ((1.0 - r1)[:, None] * a + (r1 * (1.0 - r2))[:, None] * b + (r1 * r2)[:, None] * c).astype(np.float32)
+        return (p, face) if return_face_index else p
+
+
 def sample_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator, *,
                           return_face_index: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Area-weighted uniform samples on a triangle soup (host side).
+    """Area-weighted uniform samples on a triangle soup (host side); see :class:`SurfaceSampler`.
 
     Args:
         vertices: ``[V, 3]`` vertex positions.
@@ -168,18 +206,7 @@ def sample_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: 
     Raises:
         KernelArgumentError: when the mesh has zero total area.
     """
-    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]  # [F, 3, 3]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    total = area.sum()
-    if not np.isfinite(total) or total <= 0.0:
-        raise KernelArgumentError("the mesh has zero (or non-finite) surface area")
-    cdf = np.cumsum(area / total)
-    face = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(area) - 1)
-    r1 = np.sqrt(rng.random(n))
-    r2 = rng.random(n)
-    a, b, c = tri[face, 0], tri[face, 1], tri[face, 2]
-    p = ((1.0 - r1)[:, None] * a + (r1 * (1.0 - r2))[:, None] * b + (r1 * r2)[:, None] * c).astype(np.float32)
-    return (p, face) if return_face_index else p
+    return SurfaceSampler(vertices, faces).sample(n, rng, return_face_index=return_face_index)
 
 
 def sample_sdf_training_points(
@@ -190,6 +217,7 @@ def sample_sdf_training_points(
     offset_scale: float = 1.0,
     max_dist: float = DEFAULT_MAX_DIST,
     use_winding_number: bool | None = None,
+    sampler: SurfaceSampler | None = None,
 ) -> tuple[wp.array, wp.array]:
     """Draw an SDF training batch the way instant-ngp does (4/8 surface, 3/8 near, 1/8 uniform).
 
@@ -201,6 +229,8 @@ def sample_sdf_training_points(
         max_dist: passed to :func:`mesh_signed_distance`.
         use_winding_number: passed to :func:`mesh_signed_distance` (the pseudo-normal sign is several times
             faster and exact for watertight meshes).
+        sampler: the mesh's :class:`SurfaceSampler`, built once by a caller that draws many batches
+            (default: built from ``mesh`` on each call).
 
     Returns:
         ``(points, distances)``: float32 ``[n, 3]`` and float32 ``[n]`` on the mesh's device, ordered
@@ -213,11 +243,8 @@ def sample_sdf_training_points(
         raise KernelArgumentError(f"n must be a positive multiple of 8, got {n}")
     base = n // 8
     n_surface, n_near, n_uniform = (k * base for k in SAMPLE_FRACTIONS)
-    vertices = mesh.points.numpy().reshape(-1, 3)
-    faces = mesh.indices.numpy().reshape(-1, 3)
     rng = np.random.default_rng(seed)
-
-    surface = sample_surface_points(vertices, faces, n_surface + n_near, rng)
+    surface = (sampler or SurfaceSampler.from_mesh(mesh)).sample(n_surface + n_near, rng)
     scale = BOUNDING_RADIUS * offset_scale / 1024.0
     u = rng.uniform(1e-7, 1.0 - 1e-7, size=(n_near, 3))
     near = surface[n_surface:] + (scale * np.log(u / (1.0 - u))).astype(np.float32)

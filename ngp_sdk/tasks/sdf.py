@@ -10,7 +10,7 @@ import warp as wp
 from warp_kernels._common import resolve_device
 from warp_kernels.eikonal import STENCIL, eikonal_loss, eikonal_stencil
 from warp_kernels.losses import compute_loss
-from warp_kernels.sdf import build_mesh, mesh_signed_distance, sample_sdf_training_points
+from warp_kernels.sdf import SurfaceSampler, build_mesh, mesh_signed_distance, sample_sdf_training_points
 
 from ..camera_path import intrinsics_with_fov, look_at
 from ..cameras import Intrinsics, opengl_to_opencv
@@ -72,6 +72,7 @@ class SdfTask:
             normalized, s, o = normalize_to_unit_cube(mesh)
             self.scale, self.offset = float(s), np.asarray(o, dtype=np.float32).reshape(3)
             self._mesh = build_mesh(normalized.vertices, normalized.faces, self.device)
+            self._sampler = SurfaceSampler(normalized.vertices, normalized.faces)
             self.bounds = normalized.bounds.astype(np.float32)
             # training signs: the pseudo normal (several times faster) is exact for closed meshes; meshes with
             # holes get the winding number. Evaluation always uses the winding number.
@@ -104,7 +105,8 @@ class SdfTask:
     def warmup(self) -> None:
         """Compile every kernel of a step on a tiny batch; parameters are left unchanged."""
         mesh = self._require_mesh()
-        pos, dist = sample_sdf_training_points(mesh, 256, 0, use_winding_number=self._winding_for_training)
+        pos, dist = sample_sdf_training_points(mesh, 256, 0, use_winding_number=self._winding_for_training,
+                                               sampler=self._sampler)
         self.field.infer(pos, workspace=self._ws)
         pred = self.field.forward(pos)
         grad = wp.empty_like(pred)
@@ -118,7 +120,8 @@ class SdfTask:
         mesh = self._require_mesh()
         b = self.config.training.batch_size
         seed = (self.config.training.seed * 1_000_003 + self.step_count) & 0x7FFFFFFF
-        pos, dist = sample_sdf_training_points(mesh, b, seed, use_winding_number=self._winding_for_training)
+        pos, dist = sample_sdf_training_points(mesh, b, seed, use_winding_number=self._winding_for_training,
+                                               sampler=self._sampler)
         m = self._n_eikonal
         x = pos
         if m:  # the last m points of the batch (uniform ones, then near-surface ones) get the eikonal stencil
