@@ -33,6 +33,13 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _add_training_budget(parser: argparse.ArgumentParser) -> None:
+    """``--steps N | --seconds S`` (one of them required), shared by every ``train`` command."""
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=_positive_int, help="training steps")
+    budget.add_argument("--seconds", type=_positive_float, help="training time budget in seconds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of ``ngp``."""
     p = argparse.ArgumentParser(prog="ngp", description="Instant neural graphics primitives on CPU and GPU (Warp).")
@@ -43,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     image = sub.add_parser("image", help="gigapixel-image primitive").add_subparsers(dest="action", required=True)
     tr = image.add_parser("train", help="fit an image (PNG/JPEG/EXR)")
     tr.add_argument("image", help="image file")
-    budget = tr.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--steps", type=_positive_int, help="training steps")
-    budget.add_argument("--seconds", type=_positive_float, help="training time budget in seconds")
+    _add_training_budget(tr)
     tr.add_argument("--out", default=None, help="snapshot to write (.ingp or .msgpack)")
     tr.add_argument("--config", default=None, help="tcnn/instant-ngp JSON config (default: the built-in base)")
     tr.add_argument("--preview", default=None, help="write a rendering at the image's size (PNG/JPEG/EXR)")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli import _emit, _positive_float, _positive_int
+from .cli import _add_training_budget, _emit, _positive_float, _positive_int
 
 __all__ = ["add_parsers", "HANDLERS"]
 
@@ -24,9 +24,7 @@ def add_parsers(sub) -> None:
         dest="action", required=True)
     tr = nerf.add_parser("train", help="train on a transforms.json (instant-ngp / Blender / nerfstudio)")
     tr.add_argument("data", help="transforms*.json or dataset folder (its train split)")
-    budget = tr.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--steps", type=_positive_int, help="training steps")
-    budget.add_argument("--seconds", type=_positive_float, help="training time budget in seconds")
+    _add_training_budget(tr)
     tr.add_argument("--downscale", type=_positive_int, default=1, help="shrink the images by this factor")
     tr.add_argument("--out", default=None, help="snapshot to write (.ingp or .msgpack)")
     tr.add_argument("--config", default=None, help="instant-ngp style NeRF JSON config")

@@ -10,7 +10,7 @@ import argparse
 import time
 from typing import Any
 
-from .cli import _emit, _positive_float, _positive_int
+from .cli import _add_training_budget, _emit, _positive_int
 
 __all__ = ["add_parsers", "HANDLERS", "sdf_frames"]
 
@@ -21,9 +21,7 @@ def add_parsers(sub) -> None:
         dest="action", required=True)
     tr = sdf.add_parser("train", help="fit the signed distance of an OBJ/PLY/STL mesh")
     tr.add_argument("mesh")
-    budget = tr.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--steps", type=_positive_int, help="training steps")
-    budget.add_argument("--seconds", type=_positive_float, help="training time budget in seconds")
+    _add_training_budget(tr)
     tr.add_argument("--out", default=None, help="snapshot to write (.ingp or .msgpack)")
     tr.add_argument("--config", default=None, help="SDF JSON config (default: instant-ngp's)")
     tr.add_argument("--eval-points", type=_positive_int, default=1 << 20,
