@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -43,6 +44,7 @@ __all__ = [
     "NerfConfig",
     "nerf_per_level_scale",
     "load_config_file",
+    "config_from",
     "strip_json_comments",
 ]
 
@@ -550,3 +552,20 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config {p}: expected a JSON object at the top level")
     return data
+
+
+def config_from(cls: type[T], config: Any) -> T:
+    """A ``cls`` config from itself, a dict, a JSON path (comments allowed) or None (the defaults).
+
+    Raises:
+        ConfigError: for any other type, an unreadable file or an invalid config.
+    """
+    if config is None:
+        return cls()
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, dict):
+        return cls.from_dict(config)
+    if isinstance(config, (str, os.PathLike)):
+        return cls.from_dict(load_config_file(config))
+    raise ConfigError(f"config must be a {cls.__name__}, a dict or a JSON path, got {type(config).__name__}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ImageConfig, load_config_file
+from .config import ImageConfig, NerfConfig, config_from
 from .data.images import ImageData, load_image
 from .errors import ConfigError, SnapshotError
 from .snapshot import read_snapshot, write_snapshot
@@ -44,18 +44,6 @@ class TrainResult:
     loss: float
     samples_per_second: float
     interrupted: bool = False
-
-
-def _image_config(config: ImageConfig | dict | str | os.PathLike | None) -> ImageConfig:
-    if config is None:
-        return ImageConfig()
-    if isinstance(config, ImageConfig):
-        return config
-    if isinstance(config, dict):
-        return ImageConfig.from_dict(config)
-    if isinstance(config, (str, os.PathLike)):
-        return ImageConfig.from_dict(load_config_file(config))
-    raise ConfigError(f"config must be an ImageConfig, a dict or a JSON path, got {type(config).__name__}")
 
 
 class Session:
@@ -88,7 +76,7 @@ class Session:
             data = image
         else:
             data = load_image(image)
-        return cls(ImageTask(_image_config(config), data, device=device))
+        return cls(ImageTask(config_from(ImageConfig, config), data, device=device))
 
     @classmethod
     def sdf(
@@ -109,16 +97,7 @@ class Session:
         from .sdf_config import SdfConfig
         from .tasks.sdf import SdfTask
 
-        if config is None:
-            cfg = SdfConfig()
-        elif isinstance(config, SdfConfig):
-            cfg = config
-        elif isinstance(config, dict):
-            cfg = SdfConfig.from_dict(config)
-        elif isinstance(config, (str, os.PathLike)):
-            cfg = SdfConfig.from_dict(load_config_file(config))
-        else:
-            raise ConfigError(f"config must be an SdfConfig, a dict or a JSON path, got {type(config).__name__}")
+        cfg = config_from(SdfConfig, config)
         data = mesh if isinstance(mesh, TriangleMesh) else load_mesh(mesh)
         return cls(SdfTask(cfg, data, device=device))
 
@@ -173,9 +152,8 @@ class Session:
             device: Warp device (``None`` = Warp's current).
         """
         from .tasks.live_nerf import LiveNerfTask
-        from .tasks.nerf import nerf_config
 
-        return cls(LiveNerfTask(nerf_config(config), aabb_scale=aabb_scale, scale=scale, offset=offset,
+        return cls(LiveNerfTask(config_from(NerfConfig, config), aabb_scale=aabb_scale, scale=scale, offset=offset,
                                 capacity=capacity, min_frames=min_frames, policy=policy,
                                 max_resolution=max_resolution, device=device))
 

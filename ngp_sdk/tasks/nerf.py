@@ -36,10 +36,10 @@ from warp_kernels.rays import generate_rays
 from warp_kernels.volume_rendering import composite_rays, composite_rays_backward
 
 from ..cameras import Intrinsics, nerf_matrix_to_ngp
-from ..config import NerfConfig, load_config_file
+from ..config import NerfConfig, config_from
 from ..data.images import srgb_to_linear
 from ..data.nerf_data import NerfDataset, composite_alpha, load_nerf_dataset
-from ..errors import ConfigError, DataError, SnapshotError
+from ..errors import DataError, SnapshotError
 from ..export import Mesh, extract_mesh
 from ..metrics import psnr, ssim
 from ..nerf_field import NerfField
@@ -49,25 +49,12 @@ from ..occupancy import OccupancyGrid
 from ..optim import Optimizer
 from .base import register_task, restore_training_state, training_state
 
-__all__ = ["NerfTask", "SAMPLE_BUDGET_FACTOR", "nerf_config"]
+__all__ = ["NerfTask", "SAMPLE_BUDGET_FACTOR"]
 
 #: Rays per batch are a multiple of this (fine enough for the ~1000-ray batches of a 2^16-sample target).
 RAY_GRANULARITY = 64
 #: Sample buffers hold this many times ``target_samples``; rays beyond the budget are dropped for a step.
 SAMPLE_BUDGET_FACTOR = 1.25
-
-
-def nerf_config(config: NerfConfig | dict | str | os.PathLike | None) -> NerfConfig:
-    """A :class:`NerfConfig` from itself, a dict, a JSON path (comments allowed) or None (the defaults)."""
-    if config is None:
-        return NerfConfig()
-    if isinstance(config, NerfConfig):
-        return config
-    if isinstance(config, dict):
-        return NerfConfig.from_dict(config)
-    if isinstance(config, (str, os.PathLike)):
-        return NerfConfig.from_dict(load_config_file(config))
-    raise ConfigError(f"config must be a NerfConfig, a dict or a JSON path, got {type(config).__name__}")
 
 
 def _resized(intr: Intrinsics, width: int | None, height: int | None) -> Intrinsics:
@@ -131,7 +118,7 @@ class NerfTask:
                   device=None) -> NerfTask:
         """A task training on ``data``: a dataset, a transforms file or a folder (its ``train`` split)."""
         ds = data if isinstance(data, NerfDataset) else load_nerf_dataset(data, split="train", downscale=downscale)
-        return cls(nerf_config(config), ds, device=device)
+        return cls(config_from(NerfConfig, config), ds, device=device)
 
     # -- data ----------------------------------------------------------------------------------------------
     def _attach(self, dataset: NerfDataset) -> None:
