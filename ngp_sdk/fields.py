@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from warp_kernels._common import resolve_device
+from warp_kernels.device import resolve_device
 from warp_kernels.hash_encoding import (
     hash_encode,
     hash_encode_backward,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.sdf import sample_surface_points
 
 from .errors import DataError

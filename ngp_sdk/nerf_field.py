@@ -18,14 +18,9 @@ from __future__ import annotations
 import numpy as np
 import warp as wp
 
-from warp_kernels._common import resolve_device
-from warp_kernels.nerf_glue import (
-    density_outputs_grad,
-    density_outputs_to_sigma,
-    gather_rows,
-    positions_to_unit_cube,
-    scatter_rows,
-)
+from warp_kernels.compaction import gather_rows, scatter_rows
+from warp_kernels.device import resolve_device
+from warp_kernels.nerf_glue import density_outputs_grad, density_outputs_to_sigma, positions_to_unit_cube
 from warp_kernels.sh_encoding import SH_N_COEFFS, sh_encode
 
 from .config import NerfConfig

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from warp_kernels.nerf_glue import select_samples
+from warp_kernels.compaction import select_samples
 from warp_kernels.ray_marching import RaySamples, march_rays
 from warp_kernels.volume_rendering import composite_rays, render_weight_from_density
 

@@ -13,13 +13,10 @@ import warp as wp
 
 from warp_kernels.occupancy_grid import (
     NERF_GRID_N_CELLS,
-    compute_occupancy_bitfield,
     create_bitfield,
     create_density_grid,
-    generate_all_cell_samples,
-    generate_grid_samples,
     mark_untrained_cells,
-    update_occupancy_grid,
+    refresh_occupancy_grid,
 )
 
 from .errors import SnapshotError
@@ -56,20 +53,15 @@ class OccupancyGrid:
             decay: grid decay of this round.
             seed: RNG seed of the sample positions.
         """
-        k = self.n_cascades
-        if warmup:
-            positions, indices = generate_all_cell_samples(k, seed=seed, device=self.device)
-        else:
-            n = max(1, int(NERF_GRID_N_CELLS * k * fraction))
-            positions, indices = generate_grid_samples(self.density_grid, n_cascades=k, n_uniform=n,
-                                                       n_nonuniform=n, step=self.n_updates, seed=seed,
-                                                       device=self.device)
-        m = positions.shape[0]
-        if self._densities is None or self._densities.shape[0] < m:
-            self._densities = wp.empty(m, dtype=wp.float32, device=self.device)
-        densities = density_fn(positions, self._densities[:m])
-        update_occupancy_grid(self.density_grid, indices, densities, n_cascades=k, decay=decay)
-        compute_occupancy_bitfield(self.density_grid, n_cascades=k, bitfield=self.bitfield)
+
+        def densities(positions: wp.array) -> wp.array:
+            m = positions.shape[0]
+            if self._densities is None or self._densities.shape[0] < m:
+                self._densities = wp.empty(m, dtype=wp.float32, device=self.device)
+            return density_fn(positions, self._densities[:m])
+
+        refresh_occupancy_grid(self.density_grid, densities, n_cascades=self.n_cascades, step=self.n_updates,
+                               seed=seed, warmup=warmup, fraction=fraction, decay=decay, bitfield=self.bitfield)
         self.n_updates += 1
 
     def mark_untrained(self, c2w: wp.array, cam_params: wp.array, sizes: wp.array) -> None:

@@ -18,7 +18,7 @@ import math
 
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
 __all__ = ["adam_step", "ema_update", "exponential_decay_lr", "adam_learning_rate"]

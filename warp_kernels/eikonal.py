@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
 __all__ = ["STENCIL", "eikonal_stencil", "eikonal_loss"]

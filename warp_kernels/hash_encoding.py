@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from ._common import check_array, common_device
+from .device import check_array, common_device
 from .parallel import launch_split, num_cpu_threads, run_on_threads
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "hash_encode",
     "hash_encode_backward",
     "hash_encode_input_grad",
+    "encoding_kernels",
 ]
 
 #: Coherent prime hash multipliers of tcnn, one per input dimension.
@@ -405,6 +406,16 @@ def _kernels(n_dims: int, n_features: int, smoothstep: bool) -> dict[str, wp.Ker
     return {"forward": forward, "backward_table": backward_table, "backward_input": backward_input}
 
 
+def encoding_kernels(layout: HashGridLayout) -> dict[str, wp.Kernel]:
+    """The kernels the launch functions use for ``layout``: ``"forward"`` (:func:`hash_encode`),
+    ``"backward_table"`` (:func:`hash_encode_backward`) and ``"backward_input"`` (:func:`hash_encode_input_grad`).
+
+    Built once per ``(n_dims, n_features_per_level, interpolation)``; each kernel lives in its own Warp module
+    (``module="unique"``). Public for ahead-of-time compile checks (:mod:`warp_kernels.cuda_check`).
+    """
+    return _kernels(layout.n_dims, layout.n_features_per_level, layout.interpolation == "Smoothstep")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Layer 1: launch functions
 
@@ -491,7 +502,7 @@ def hash_encode(
         check_array(out, "out", dtype=wp.float32, shape=(n, layout.n_output_dims), device=device)
     if n == 0:
         return out
-    k = _kernels(layout.n_dims, layout.n_features_per_level, layout.interpolation == "Smoothstep")["forward"]
+    k = encoding_kernels(layout)["forward"]
     _launch_levels(k, layout, n, [positions, params], [out], device, split_levels=False)
     return out
 
@@ -523,7 +534,7 @@ def hash_encode_backward(
     check_array(grad_params, "grad_params", dtype=wp.float32, shape=(layout.n_params,), device=device)
     if n == 0:
         return grad_params
-    k = _kernels(layout.n_dims, layout.n_features_per_level, layout.interpolation == "Smoothstep")["backward_table"]
+    k = encoding_kernels(layout)["backward_table"]
     _launch_levels(k, layout, n, [positions, grad_output], [grad_params], device, split_levels=True)
     return grad_params
 
@@ -560,7 +571,7 @@ def hash_encode_input_grad(
         check_array(out, "out", dtype=wp.float32, shape=(n, layout.n_dims), device=device)
     if n == 0:
         return out
-    k = _kernels(layout.n_dims, layout.n_features_per_level, layout.interpolation == "Smoothstep")["backward_input"]
+    k = encoding_kernels(layout)["backward_input"]
     launch_split(
         k, n, [positions, params, grad_output, *_level_arrays(layout, device), layout.n_levels, out], device
     )

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
 __all__ = [
@@ -22,7 +22,12 @@ __all__ = [
     "generate_stratified_positions",
     "generate_pixel_centres",
     "sample_image_bilinear",
+    "IMAGE_DTYPES",
+    "bilinear_kernel",
 ]
+
+#: Texel dtypes :func:`sample_image_bilinear` accepts (each has its own bilinear kernel).
+IMAGE_DTYPES = (wp.uint8, wp.float16, wp.float32)
 
 
 def srgb_to_linear_lut(srgb: bool) -> np.ndarray:
@@ -132,6 +137,17 @@ def _bilinear_kernel(dtype: type) -> wp.Kernel:
     return bilinear
 
 
+def bilinear_kernel(dtype: type) -> wp.Kernel:
+    """The kernel :func:`sample_image_bilinear` launches for images of ``dtype`` (one of :data:`IMAGE_DTYPES`).
+
+    Built once per dtype in its own Warp module (``module="unique"``). Public for ahead-of-time compile checks
+    (:mod:`warp_kernels.cuda_check`).
+    """
+    if dtype not in IMAGE_DTYPES:
+        raise KernelArgumentError(f"image dtype must be one of uint8, float16, float32, got {dtype}")
+    return _bilinear_kernel(dtype)
+
+
 def sample_image_bilinear(
     image: wp.array,
     positions: wp.array,
@@ -151,7 +167,7 @@ def sample_image_bilinear(
         float32 ``[N, C]``.
     """
     device = common_device([image, positions, lut, out])
-    if image.dtype not in (wp.uint8, wp.float16, wp.float32) or image.ndim != 3:
+    if image.dtype not in IMAGE_DTYPES or image.ndim != 3:
         raise KernelArgumentError(f"image must be [H, W, C] uint8/float16/float32, got {image.dtype} {image.shape}")
     check_array(positions, "positions", dtype=wp.float32, shape=(None, 2), device=device)
     n, c = positions.shape[0], image.shape[2]
@@ -164,5 +180,5 @@ def sample_image_bilinear(
     if out is None:
         out = wp.empty((n, c), dtype=wp.float32, device=device)
     check_array(out, "out", dtype=wp.float32, shape=(n, c), device=device)
-    launch_split(_bilinear_kernel(image.dtype), n, [image, lut, positions, out], device)
+    launch_split(bilinear_kernel(image.dtype), n, [image, lut, positions, out], device)
     return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import MIN_ITEMS_PER_THREAD, launch_split, num_cpu_threads, split_range
 
 __all__ = ["LOSS_NAMES", "compute_loss"]

@@ -34,7 +34,7 @@ import numpy as np
 import warp as wp
 
 from warp_kernels import mlp_tile
-from warp_kernels._common import DeviceMismatchError, KernelArgumentError, check_array, common_device, resolve_device
+from warp_kernels.device import DeviceMismatchError, KernelArgumentError, check_array, common_device, resolve_device
 from warp_kernels.parallel import num_cpu_threads, run_on_threads, split_range
 
 __all__ = [

@@ -25,7 +25,7 @@ import functools
 
 import warp as wp
 
-__all__ = ["TILE_M", "TILE_THREADS", "ACTIVATION_CODES", "tile_forward", "tile_backward"]
+__all__ = ["TILE_M", "TILE_THREADS", "ACTIVATION_CODES", "tile_forward", "tile_backward", "tile_kernels"]
 
 #: Rows of the batch per block (tile height).
 TILE_M = 64
@@ -112,6 +112,7 @@ def _deep_kernels(n_input: int, n_output: int, width: int) -> tuple[wp.Kernel, w
     N_CHUNKS = W // H
     store_output, output_grad = _output_funcs(n_output)
     module = f"ngp_mlp_tile_{NI}_{NO}_{W}"
+    wp.set_module_options({"block_dim": TILE_THREADS}, module)  # the launched variant, for AOT compiles
 
     @wp.func
     def first_layer(
@@ -271,6 +272,7 @@ def _linear_kernels(n_input: int, n_output: int) -> tuple[wp.Kernel, wp.Kernel]:
     TM, NI, NO = TILE_M, n_input, n_output
     store_output, output_grad = _output_funcs(n_output)
     module = f"ngp_mlp_tile_linear_{NI}_{NO}"
+    wp.set_module_options({"block_dim": TILE_THREADS}, module)  # the launched variant, for AOT compiles
 
     @wp.kernel(enable_backward=False, module=module)
     def forward(x: wp.array2d(dtype=float), w: wp.array2d(dtype=float), act: int, y: wp.array2d(dtype=float)):
@@ -304,6 +306,22 @@ def _linear_kernels(n_input: int, n_output: int) -> tuple[wp.Kernel, wp.Kernel]:
     return forward, backward
 
 
+def tile_kernels(layout) -> dict[str, wp.Kernel]:
+    """The ``"forward"`` and ``"backward"`` kernels :func:`tile_forward` / :func:`tile_backward` launch for
+    ``layout`` (an :class:`~warp_kernels.mlp.MlpLayout`).
+
+    One Warp module per ``(n_input, n_output, n_neurons)`` (``(n_input, n_output)`` without hidden layers);
+    depth and output activation are runtime arguments. The modules' default ``block_dim`` is
+    :data:`TILE_THREADS`, the one every launch uses. Public for ahead-of-time compile checks
+    (:mod:`warp_kernels.cuda_check`).
+    """
+    if layout.n_hidden_layers == 0:
+        fwd, bwd = _linear_kernels(layout.n_input, layout.n_output)
+    else:
+        fwd, bwd = _deep_kernels(layout.n_input, layout.n_output, layout.n_neurons)
+    return {"forward": fwd, "backward": bwd}
+
+
 def _weight_views(layout, flat: wp.array) -> tuple[wp.array, ...]:
     """2D views of a flat parameter (or gradient) buffer in the shapes the kernels read."""
     n_first = layout.layer_shapes[0][0] * layout.n_input
@@ -322,11 +340,10 @@ def tile_forward(layout, params: wp.array, x: wp.array, hid: wp.array, stride: i
     """Run the fused forward; ``hid`` [slots*stride, width] receives the hidden activations when ``save``."""
     act = ACTIVATION_CODES[layout.output_activation]
     device = x.device
+    fwd = tile_kernels(layout)["forward"]
     if layout.n_hidden_layers == 0:
-        fwd, _ = _linear_kernels(layout.n_input, layout.n_output)
         _launch(fwd, x.shape[0], [x, *_weight_views(layout, params), act, y], device)
         return
-    fwd, _ = _deep_kernels(layout.n_input, layout.n_output, layout.n_neurons)
     w_in, w_rest = _weight_views(layout, params)
     inputs = [x, w_in, w_rest, layout.n_hidden_layers, act, int(save), stride, hid, y]
     _launch(fwd, x.shape[0], inputs, device)
@@ -336,13 +353,12 @@ def tile_backward(layout, params, x, hid, stride: int, y, dy, grad_params, dx, n
     """Add ``dL/dparams`` of the rows of ``dy`` into ``grad_params``; write ``dx`` when ``need_dx``."""
     act = ACTIVATION_CODES[layout.output_activation]
     device = x.device
+    bwd = tile_kernels(layout)["backward"]
     if layout.n_hidden_layers == 0:
-        _, bwd = _linear_kernels(layout.n_input, layout.n_output)
         (w,) = _weight_views(layout, params)
         (gw,) = _weight_views(layout, grad_params)
         _launch(bwd, x.shape[0], [x, w, act, y, dy, int(need_dx), gw, dx], device)
         return
-    _, bwd = _deep_kernels(layout.n_input, layout.n_output, layout.n_neurons)
     w_in, w_rest = _weight_views(layout, params)
     g_in, g_rest = _weight_views(layout, grad_params)
     inputs = [x, w_in, w_rest, layout.n_hidden_layers, act, stride, hid, y, dy, int(need_dx), g_in, g_rest, dx]

@@ -9,7 +9,7 @@ so the network learns opacity instead of a fixed backdrop)::
 
 Images are stacked as uint8 rows ``pixels[image, (y * width_i + x) * C + c]`` (``C`` = 3 or 4), so frames of
 different sizes share one array (shorter rows are padded). Random numbers come from the counter-based
-:func:`warp_kernels.occupancy_grid.rand01` (stream :data:`STREAM_TRAINING_RAYS`, counter ``6 * ray + k``),
+:func:`warp_kernels.random.rand01` (stream :data:`STREAM_TRAINING_RAYS`, counter ``6 * ray + k``),
 so a batch is identical on CPU and CUDA and reproducible by the NumPy reference.
 """
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
-from .occupancy_grid import rand01
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
+from .random import rand01
 
 __all__ = ["STREAM_TRAINING_RAYS", "RAND_PER_RAY", "sample_training_rays"]
 

@@ -22,8 +22,8 @@ An update round (instant-ngp ``Testbed::update_density_grid_nerf``) is:
 4. :func:`compute_occupancy_bitfield`: ``mean`` of cascade 0 (negative values count as 0), threshold
    ``min(NERF_MIN_OPTICAL_THICKNESS, mean)``, then coarse cascades OR-pooled from finer ones.
 
-Random numbers come from a counter-based PCG hash (:func:`rand01`) of ``(seed, stream, counter)``, so results
-are identical on CPU and CUDA and reproducible by the NumPy reference.
+Random numbers come from a counter-based PCG hash (:func:`warp_kernels.random.rand01`) of
+``(seed, stream, counter)``, so results are identical on CPU and CUDA and reproducible by the NumPy reference.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from collections.abc import Callable
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device, resolve_device
+from .device import KernelArgumentError, check_array, common_device, resolve_device
 from .parallel import launch_split
+from .random import rand01
 
 __all__ = [
     "NERF_GRIDSIZE",
@@ -49,8 +50,6 @@ __all__ = [
     "STREAM_GRID_NONUNIFORM",
     "STREAM_GRID_ALL_CELLS",
     "n_cascades_for_aabb_scale",
-    "pcg_hash",
-    "rand01",
     "morton3d",
     "morton3d_invert",
     "cascaded_grid_idx_at",
@@ -88,9 +87,6 @@ _N_CELLS = wp.constant(NERF_GRID_N_CELLS)
 _BYTES_PER_CASCADE = wp.constant(NERF_GRID_N_CELLS // 8)
 _MIN_STEP = wp.constant(MIN_CONE_STEPSIZE)
 _MIN_OPTICAL_THICKNESS = wp.constant(NERF_MIN_OPTICAL_THICKNESS)
-_PCG_MUL = wp.constant(wp.uint32(747796405))
-_PCG_INC = wp.constant(wp.uint32(2891336453))
-_PCG_OUT = wp.constant(wp.uint32(277803737))
 # Cell-choice hash of instant-ngp's generate_grid_samples_nerf_nonuniform (uint32 arithmetic).
 _CELL_HASH_A = wp.constant(wp.uint32(56924617))
 _CELL_HASH_B = wp.constant(wp.uint32(19349663))
@@ -118,21 +114,6 @@ def n_cascades_for_aabb_scale(aabb_scale: float) -> int:
 # ----------------------------------------------------------------------------------------------------------
 # Device functions
 # ----------------------------------------------------------------------------------------------------------
-
-
-@wp.func
-def pcg_hash(v: wp.uint32) -> wp.uint32:
-    """PCG-RXS-M-XS 32-bit hash (uint32 wrap-around arithmetic)."""
-    state = v * _PCG_MUL + _PCG_INC
-    word = ((state >> ((state >> wp.uint32(28)) + wp.uint32(4))) ^ state) * _PCG_OUT
-    return (word >> wp.uint32(22)) ^ word
-
-
-@wp.func
-def rand01(seed: wp.uint32, stream: wp.uint32, counter: wp.uint32) -> float:
-    """Uniform float in [0, 1) from ``hash(hash(hash(seed) + stream) + counter)`` (24 random bits)."""
-    h = pcg_hash(pcg_hash(pcg_hash(seed) + stream) + counter)
-    return float(h >> wp.uint32(8)) * (1.0 / 16777216.0)
 
 
 @wp.func
@@ -426,16 +407,20 @@ def create_bitfield(
     return wp.zeros(n, dtype=wp.uint8, device=dev)
 
 
-def grid_update_sample_counts(n_cascades: int, *, warmup: bool) -> tuple[int, int]:
-    """instant-ngp's ``(n_uniform, n_nonuniform)`` per update (``Testbed::training_prep_nerf``).
+def grid_update_sample_counts(n_cascades: int, *, warmup: bool, fraction: float = 0.25) -> tuple[int, int]:
+    """``(n_uniform, n_nonuniform)`` samples of one update (instant-ngp ``Testbed::training_prep_nerf``).
 
     Warm-up (training step < 256): ``128**3 * K`` uniform samples, no occupied-biased ones; afterwards
-    ``128**3 / 4 * K`` of each. (Our warm-up path, :func:`generate_all_cell_samples`, visits every cell once.)
+    ``128**3 * K * fraction`` of each (instant-ngp: ``fraction`` 1/4). (Our warm-up path,
+    :func:`generate_all_cell_samples`, visits every cell once.)
     """
     _check_n_cascades(n_cascades)
     if warmup:
         return NERF_GRID_N_CELLS * n_cascades, 0
-    return NERF_GRID_N_CELLS // 4 * n_cascades, NERF_GRID_N_CELLS // 4 * n_cascades
+    if not 0 < fraction <= 1:
+        raise KernelArgumentError(f"fraction must be in (0, 1], got {fraction}")
+    n = max(1, int(NERF_GRID_N_CELLS * n_cascades * fraction))
+    return n, n
 
 
 def generate_grid_samples(
@@ -634,24 +619,26 @@ def refresh_occupancy_grid(
     step: int,
     seed: int,
     warmup: bool,
+    fraction: float = 0.25,
     decay: float = DEFAULT_DECAY,
     bitfield: wp.array | None = None,
     device: wp.context.Devicelike = None,
 ) -> tuple[wp.array, wp.array]:
-    """One full grid update with a density callback: samples -> ``density_fn`` -> update -> bitfield.
+    """One grid update with a density callback: samples -> ``density_fn`` -> update -> bitfield.
 
-    Warm-up rounds visit every cell once (:func:`generate_all_cell_samples`); later rounds use instant-ngp's
-    ``128**3/4 * K`` uniform plus ``128**3/4 * K`` occupied-biased samples (:func:`generate_grid_samples`).
+    Warm-up rounds visit every cell once (:func:`generate_all_cell_samples`); later rounds draw
+    ``128**3 * K * fraction`` uniform plus as many occupied-biased samples (:func:`generate_grid_samples`;
+    instant-ngp: ``fraction`` 1/4).
 
     Args:
         density_grid: float32 ``[n_cascades * 128**3]``, updated in place.
         density_fn: maps float32 positions ``[M, 3]`` (internal space) to float32 activated densities ``[M]``
-            on the
-            same device. It may evaluate in batches; it owns no grid state.
+            on the same device. It may evaluate in batches; it owns no grid state.
         n_cascades: number of cascades K.
         step: update counter (instant-ngp ``density_grid_ema_step``).
         seed: RNG seed of this round.
         warmup: True during the first training steps (instant-ngp: step < 256).
+        fraction: samples of a non-warm-up round of each kind, as a fraction of the cells.
         decay: grid decay per update.
         bitfield: optional bitfield to overwrite.
         device: launch device; ``None`` = the grid's device.
@@ -663,7 +650,7 @@ def refresh_occupancy_grid(
     if warmup:
         positions, indices = generate_all_cell_samples(n_cascades, seed=seed, device=dev)
     else:
-        n_uniform, n_nonuniform = grid_update_sample_counts(n_cascades, warmup=False)
+        n_uniform, n_nonuniform = grid_update_sample_counts(n_cascades, warmup=False, fraction=fraction)
         positions, indices = generate_grid_samples(
             density_grid,
             n_cascades=n_cascades,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .occupancy_grid import (
     MAX_CONE_STEPSIZE,
     MIN_CONE_STEPSIZE,
@@ -43,9 +43,9 @@ from .occupancy_grid import (
     NERF_GRIDSIZE,
     grid_occupied_at,
     mip_from_dt,
-    rand01,
 )
 from .parallel import launch_split, num_cpu_threads, split_range
+from .random import rand01
 
 __all__ = [
     "DEFAULT_MAX_SAMPLES_PER_RAY",
@@ -65,7 +65,7 @@ __all__ = [
 
 #: instant-ngp NERF_STEPS(): cap on samples per training ray.
 DEFAULT_MAX_SAMPLES_PER_RAY = 1024
-#: RNG stream (see :func:`warp_kernels.occupancy_grid.rand01`) of the per-ray start jitter.
+#: RNG stream (see :func:`warp_kernels.random.rand01`) of the per-ray start jitter.
 STREAM_MARCH_JITTER = 16
 #: cone angles at or below this use fixed MIN_CONE_STEPSIZE steps (instant-ngp's 1e-5).
 _LINEAR_CONE_ANGLE = 1e-5

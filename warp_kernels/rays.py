@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
 __all__ = [

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device, resolve_device
+from .device import KernelArgumentError, check_array, common_device, resolve_device
 from .parallel import launch_split
 
 __all__ = [

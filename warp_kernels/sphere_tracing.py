@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
-from .nerf_glue import gather_rows, select_samples
+from .compaction import gather_rows, select_samples
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 from .ray_marching import ray_aabb_intersect
 

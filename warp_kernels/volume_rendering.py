@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from ._common import KernelArgumentError, check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
 __all__ = [

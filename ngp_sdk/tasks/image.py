@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import warp as wp
 
-from warp_kernels._common import resolve_device
+from warp_kernels.device import resolve_device
 from warp_kernels.image_sampling import (
     generate_pixel_centres,
     generate_stratified_positions,

@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 import numpy as np
 import warp as wp
 
-from warp_kernels._common import resolve_device
 from warp_kernels.adam import adam_step, ema_update
+from warp_kernels.device import resolve_device
 from warp_kernels.losses import compute_loss
 from warp_kernels.nerf_batch import sample_training_rays
 from warp_kernels.ray_marching import adapt_rays_per_batch, march_rays

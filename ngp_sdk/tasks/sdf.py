@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import warp as wp
 
-from warp_kernels._common import resolve_device
+from warp_kernels.device import resolve_device
 from warp_kernels.eikonal import STENCIL, eikonal_loss, eikonal_stencil
 from warp_kernels.losses import compute_loss
 from warp_kernels.sdf import SurfaceSampler, build_mesh, mesh_signed_distance, sample_sdf_training_points

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.reference.occupancy_grid_ref import rand01
+from tests.reference.random_ref import rand01
 
 __all__ = ["sample_training_rays_ref"]
 

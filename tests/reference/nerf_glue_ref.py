@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLAMP", "positions_to_unit_cube_ref", "density_outputs_to_sigma_ref", "density_outputs_grad_ref",
-           "select_samples_ref"]
+__all__ = ["CLAMP", "positions_to_unit_cube_ref", "density_outputs_to_sigma_ref", "density_outputs_grad_ref"]
 
 CLAMP = 15.0
 
@@ -28,8 +27,3 @@ def density_outputs_grad_ref(grad_color_input, grad_sigma, raw) -> np.ndarray:
     out = np.array(np.asarray(grad_color_input, np.float64)[:, : raw.shape[1]])
     out[:, 0] += np.asarray(grad_sigma, np.float64) * np.exp(np.clip(raw[:, 0], -CLAMP, CLAMP))
     return out
-
-
-def select_samples_ref(values, threshold) -> np.ndarray:
-    """Increasing indices with ``values >= threshold``."""
-    return np.flatnonzero(np.asarray(values, np.float64) >= threshold).astype(np.int32)

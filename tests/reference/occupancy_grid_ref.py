@@ -11,14 +11,14 @@ import math
 
 import numpy as np
 
+from tests.reference.random_ref import rand01
+
 __all__ = [
     "GRIDSIZE",
     "N_CELLS",
     "MIN_CONE_STEPSIZE",
     "MAX_CONE_STEPSIZE",
     "MIN_OPTICAL_THICKNESS",
-    "pcg_hash",
-    "rand01",
     "morton3d",
     "morton3d_invert",
     "cascaded_grid_idx_at",
@@ -41,25 +41,6 @@ MAX_CONE_STEPSIZE = math.sqrt(3.0)
 MIN_OPTICAL_THICKNESS = 0.01
 
 _U32 = np.uint32
-
-
-def pcg_hash(v) -> np.ndarray:
-    """PCG-RXS-M-XS hash, uint32 in/out (wrap-around)."""
-    v = np.asarray(v, dtype=_U32)
-    with np.errstate(over="ignore"):
-        state = v * _U32(747796405) + _U32(2891336453)
-        word = ((state >> ((state >> _U32(28)) + _U32(4))) ^ state) * _U32(277803737)
-    return (word >> _U32(22)) ^ word
-
-
-def rand01(seed: int, stream: int, counter) -> np.ndarray:
-    """Uniform [0, 1) values, bit-identical to ``warp_kernels.occupancy_grid.rand01``."""
-    counter = np.asarray(counter, dtype=_U32)
-    with np.errstate(over="ignore"):
-        h = pcg_hash(
-            pcg_hash(pcg_hash(np.full(counter.shape, seed & 0xFFFFFFFF, dtype=_U32)) + _U32(stream)) + counter
-        )
-    return (h >> _U32(8)).astype(np.float64) / 16777216.0
 
 
 def morton3d(x, y, z) -> np.ndarray:

@@ -7,8 +7,8 @@ import pytest
 import warp as wp
 
 from tests.reference.adam_ref import EmaRef, ExponentialDecayRef, adam_step_ref
-from warp_kernels._common import KernelArgumentError
 from warp_kernels.adam import adam_learning_rate, adam_step, ema_update, exponential_decay_lr
+from warp_kernels.device import KernelArgumentError
 
 
 def _random_grads(rng: np.random.Generator, n: int, zero_frac: float = 0.3) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 import warp as wp
 
 from tests.reference.eikonal_ref import eikonal_loss_ref, eikonal_stencil_ref
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.eikonal import eikonal_loss, eikonal_stencil
 
 

@@ -7,7 +7,7 @@ import pytest
 import warp as wp
 
 from tests.reference import hash_encoding_ref as ref
-from warp_kernels._common import DeviceMismatchError, KernelArgumentError
+from warp_kernels.device import DeviceMismatchError, KernelArgumentError
 from warp_kernels.hash_encoding import (
     HashGridLayout,
     hash_encode,

@@ -7,7 +7,7 @@ import pytest
 import warp as wp
 
 from tests.reference.image_sampling_ref import sample_bilinear
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.image_sampling import (
     generate_pixel_centres,
     generate_stratified_positions,

@@ -8,7 +8,7 @@ import warp as wp
 
 from tests.reference.losses_ref import REF_LOSS_NAMES, elementwise_loss_ref, loss_ref
 from warp_kernels import losses as losses_mod
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.losses import LOSS_NAMES, compute_loss
 
 DELTA = 0.1

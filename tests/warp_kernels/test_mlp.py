@@ -9,7 +9,7 @@ import pytest
 import warp as wp
 
 from tests.reference.mlp_ref import mlp_backward_ref, mlp_fd_grad_ref, mlp_forward_ref, ref_layer_shapes
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.mlp import (
     ACTIVATIONS,
     MlpLayout,

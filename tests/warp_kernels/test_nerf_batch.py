@@ -7,7 +7,7 @@ import pytest
 import warp as wp
 
 from tests.reference import nerf_batch_ref as ref
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.nerf_batch import sample_training_rays
 
 

@@ -10,7 +10,7 @@ import warp as wp
 
 from tests.reference import occupancy_grid_ref as oref
 from tests.reference import ray_marching_ref as ref
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.occupancy_grid import (
     MAX_CONE_STEPSIZE,
     MIN_CONE_STEPSIZE,

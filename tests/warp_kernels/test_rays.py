@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.reference import rays_ref as ref
-from warp_kernels._common import DeviceMismatchError, KernelArgumentError
+from warp_kernels.device import DeviceMismatchError, KernelArgumentError
 from warp_kernels.rays import (
     CAMERA_OPENCV,
     CAMERA_OPENCV_FISHEYE,

@@ -12,7 +12,7 @@ import warp as wp
 from ngp_sdk.data.meshes import TriangleMesh, load_mesh, normalize_to_unit_cube
 from ngp_sdk.errors import DataError
 from tests.reference import sdf_ref as ref
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.sdf import build_mesh, mesh_signed_distance, sample_sdf_training_points
 
 CENTER = np.array([0.5, 0.5, 0.5])

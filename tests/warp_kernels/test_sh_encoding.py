@@ -8,7 +8,7 @@ import pytest
 import warp as wp
 
 from tests.reference import sh_encoding_ref as ref
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.sh_encoding import SH_N_COEFFS, sh_encode, sh_encode_backward
 
 

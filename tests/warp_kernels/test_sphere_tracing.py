@@ -7,7 +7,7 @@ import pytest
 import warp as wp
 
 from tests.reference.sphere_tracing_ref import closest_approach, ray_sphere_ref, sphere_trace_ref
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.sphere_tracing import sphere_trace
 
 CENTRE = np.array([0.5, 0.5, 0.5])

@@ -7,7 +7,7 @@ import pytest
 import warp as wp
 
 from tests.reference import volume_rendering_ref as ref
-from warp_kernels._common import KernelArgumentError
+from warp_kernels.device import KernelArgumentError
 from warp_kernels.volume_rendering import (
     composite_rays,
     composite_rays_backward,

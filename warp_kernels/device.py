@@ -1,4 +1,4 @@
-"""Small helpers shared by the kernel launchers: device resolution and argument checks.
+"""Device resolution and argument checks shared by the kernel launchers (public: the SDK uses them too).
 
 Nothing here holds state. Launch functions resolve ``device`` once and check that every array they are
 given lives there; a mismatch raises :class:`DeviceMismatchError` instead of copying silently.
@@ -11,7 +11,14 @@ from collections.abc import Iterable
 import numpy as np
 import warp as wp
 
-__all__ = ["DeviceMismatchError", "KernelArgumentError", "resolve_device", "check_array", "common_device"]
+__all__ = [
+    "DeviceMismatchError",
+    "KernelArgumentError",
+    "resolve_device",
+    "check_array",
+    "common_device",
+    "as_numpy_view",
+]
 
 
 class KernelArgumentError(ValueError):
