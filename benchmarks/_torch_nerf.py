@@ -1,4 +1,4 @@
-"""The NeRF model of :class:`ngp_sdk.nerf_field.NerfField` in plain PyTorch, on packed samples (for bench_nerf).
+"""The NeRF model of :class:`ngp_sdk.nerf.field.NerfField` in plain PyTorch, on packed samples (for bench_nerf).
 
 Same math as the Warp path, op for op:
 

@@ -66,7 +66,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nerf" / "lego"
 
 def _train_batch(task, seed: int):
     """Sample, generate and march one training batch exactly as ``NerfTask._forward_backward`` does."""
-    from ngp_sdk.tasks.nerf import SAMPLE_BUDGET_FACTOR
+    from ngp_sdk.nerf.task import SAMPLE_BUDGET_FACTOR
     from warp_kernels.nerf_batch import sample_training_rays
     from warp_kernels.ray_marching import march_rays
     from warp_kernels.rays import generate_rays
@@ -95,7 +95,7 @@ class _FixedBatchStep:
         self.dcolor = wp.zeros_like(self.bg)
 
     def forward(self):
-        from ngp_sdk.nerf_render import alive_samples
+        from ngp_sdk.nerf.render import alive_samples
         from warp_kernels.volume_rendering import composite_rays
 
         task, s, t = self.task, self.s, self.task.config.training
@@ -126,7 +126,7 @@ def _march_view(task, c2w, intr, *, collect: bool):
 
     Returns the packed samples (NumPy, global ray indices) when ``collect``, else the sample count.
     """
-    from ngp_sdk.cameras import camera_ray_tiles
+    from ngp_sdk.core.cameras import camera_ray_tiles
     from warp_kernels.ray_marching import march_rays
 
     st = task._settings(None)
@@ -155,8 +155,8 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
     wp.config.log_level = wp.LOG_ERROR
     wp.init()
     from ngp_sdk import Session
-    from ngp_sdk.data.nerf_data import load_nerf_dataset
-    from ngp_sdk.tasks.nerf import _resized
+    from ngp_sdk.nerf.data import load_nerf_dataset
+    from ngp_sdk.nerf.task import _resized
 
     t0 = time.perf_counter()
     session = Session.nerf(args.data, downscale=args.downscale)

@@ -58,8 +58,8 @@ def _per_step_median(fn, steps: int) -> float:
 def bench_ngp(args, out_dir: Path | None) -> dict:
     import warp as wp
 
-    from ngp_sdk.data.meshes import load_mesh
-    from ngp_sdk.session import Session
+    from ngp_sdk.core.meshes import load_mesh
+    from ngp_sdk.core.session import Session
     from warp_kernels.losses import compute_loss
     from warp_kernels.sdf import sample_sdf_training_points
 

@@ -32,7 +32,7 @@ _PUSH_SNDHWM = 4
 
 def intrinsics_from(intrinsics: Any, width: int | None = None, height: int | None = None) -> P.CameraIntrinsics:
     """A :class:`~bridges.protocol.CameraIntrinsics` from itself, any object with the same attributes
-    (e.g. ``ngp_sdk.cameras.Intrinsics``) or a dict; ``width``/``height`` override the size."""
+    (e.g. ``ngp_sdk.core.cameras.Intrinsics``) or a dict; ``width``/``height`` override the size."""
     if isinstance(intrinsics, P.CameraIntrinsics) and width is None and height is None:
         return intrinsics
     get = intrinsics.get if isinstance(intrinsics, dict) else lambda k, d=None: getattr(intrinsics, k, d)
@@ -195,7 +195,7 @@ class NgpClient:
         Args:
             image: uint8 ``[H, W, 3]`` RGB or ``[H, W, 4]`` RGBA.
             pose: 4x4 camera-to-world in ``convention`` (``opengl`` or ``opencv``).
-            intrinsics: camera of this image (``CameraIntrinsics``, ``ngp_sdk.cameras.Intrinsics`` or a dict).
+            intrinsics: camera of this image (``CameraIntrinsics``, ``ngp_sdk.core.cameras.Intrinsics`` or a dict).
             convention: camera axes of ``pose``.
             encoding: wire encoding: ``rgb8``/``rgba8`` (matching the channels), ``png`` or ``jpeg``.
             depth: optional float ``[H, W]`` z-depth in world units.

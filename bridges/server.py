@@ -1,5 +1,6 @@
-"""ZeroMQ server of the ngp-sdk bridge: a live NeRF session behind the wire protocol of ``docs/protocol.md``.
+"""ZeroMQ transport of the ngp-sdk bridge: a live session behind the wire protocol of ``docs/protocol.md``.
 
+This module owns the sockets and threads; what each request does lives in :mod:`bridges.handlers`.
 Three sockets, one poll-loop thread:
 
 - ``ROUTER`` (requests): every request gets one reply or a typed ``error`` with the same ``seq``;
@@ -7,7 +8,7 @@ Three sockets, one poll-loop thread:
 - ``PUB`` (views): the views registered with ``set_view`` are rendered at most at their rate and published with
   ``SNDHWM`` 1, so a slow subscriber loses views instead of stalling anything.
 
-Training runs on the session's background thread (:meth:`ngp_sdk.session.Session.start`). Both receiving sockets
+Training runs on the session's background thread (:meth:`ngp_sdk.core.session.Session.start`). Both receiving sockets
 set ``ZMQ_MAXMSGSIZE`` so ZeroMQ drops an oversize message (and its connection) before buffering it. Malformed
 requests get typed error replies; unexpected exceptions give ``internal`` and the loop goes on.
 
@@ -19,70 +20,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
-from . import protocol as P
-from .render_worker import RenderWorker
+from bridges import protocol as P
+from bridges.handlers import SERVER_NAME, SLOW_REQUESTS, Handlers
+from bridges.render_worker import RenderWorker
 
 __all__ = ["NgpServer", "register_cli", "SERVER_NAME"]
 
 log = logging.getLogger("ngp_sdk.bridges.server")
 
-#: ``hello_ok.server``.
-SERVER_NAME = "ngp-sdk 0.1.0"
 _POLL_MS = 20
 _PULL_RCVHWM = 16
-
-
-@dataclass(kw_only=True)
-class _View:
-    """A registered view: its request, next due time, publication counter and whether a render is queued."""
-
-    request: P.SetView
-    due: float
-    seq: int = 0
-    pending: bool = False
-
-
-#: Requests answered on the render worker thread (they can take seconds); the rest on the poll thread.
-SLOW_REQUESTS = frozenset({"render", "export_mesh"})
-
-
-def _to_intrinsics(c: P.CameraIntrinsics):
-    from ngp_sdk.cameras import Intrinsics
-
-    return Intrinsics(width=c.width, height=c.height, fx=c.fx, fy=c.fy, cx=c.cx, cy=c.cy, model=c.model,
-                      dist=c.dist)
-
-
-def _capabilities() -> list[str]:
-    caps = ["nerf", "render_depth", "save_load", "views", "push_frames"]
-    try:
-        import imageio  # noqa: F401
-
-        caps += ["png", "jpeg"]
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import skimage.measure  # noqa: F401
-        import trimesh  # noqa: F401
-
-        caps.append("export_mesh")
-    except ImportError:  # pragma: no cover
-        pass
-    return caps
 
 
 class NgpServer:
@@ -98,7 +55,8 @@ class NgpServer:
         curve_keys: ``(public_key, secret_key)`` of the server (Z85) to require CURVE encryption.
         allow: client public keys (Z85) admitted under CURVE; None admits any client with the server key.
         device: Warp device of sessions created by ``configure`` / ``load``.
-        live_options: extra keyword arguments of :meth:`Session.live_nerf` (``policy``, ``max_resolution``).
+        live_options: server-side options of live sessions (``policy``, ``max_resolution``, ...; see
+            :data:`bridges.handlers.LIVE_OPTION_KEYS`).
         save_dir: when set, ``save``/``load`` paths are confined to this directory.
         max_pending_renders: renders / mesh exports / view renders queued for the render worker at most; more
             are answered with ``busy``.
@@ -115,10 +73,6 @@ class NgpServer:
                  live_options: dict[str, Any] | None = None, save_dir: str | os.PathLike | None = None,
                  max_pending_renders: int = 8):
         self.limits = limits
-        self.device = device
-        self.live_options = dict(live_options or {})
-        self.save_dir = None if save_dir is None else Path(save_dir).resolve()
-        self.session = session
         self._ctx = zmq.Context()
         self._auth = None
         self._curve = curve_keys
@@ -132,21 +86,16 @@ class NgpServer:
         self._inbox.linger = 0
         self._inbox.bind(self._inbox_address)
         self._worker = RenderWorker(self._ctx, self._inbox_address, self._run_job, max_pending=max_pending_renders)
-        self._views: dict[str, _View] = {}
-        self._frames_rejected = 0
-        self._last_frame_seq: int | None = None
-        self._last_frame_error: dict[str, Any] | None = None
-        self._frames_pushed = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._handlers: dict[str, Callable[[Any], tuple[dict[str, Any], list[Any]]]] = {
-            "hello": self._hello, "configure": self._configure, "add_frame": self._add_frame,
-            "render": self._render, "status": self._status, "save": self._save, "load": self._load,
-            "pause": self._pause, "resume": self._resume, "export_mesh": self._export_mesh,
-            "set_view": self._set_view, "clear_view": self._clear_view,
-        }
-        if session is not None:
-            self._start_training(session)
+        self.handlers = Handlers(session, limits=limits, device=device, live_options=live_options, save_dir=save_dir,
+                                 endpoints=lambda: {"frames": self.frames_endpoint, "views": self.views_endpoint},
+                                 views_enabled=self._pub is not None)
+
+    @property
+    def session(self) -> Any:
+        """The served session (None until ``configure`` / ``load``)."""
+        return self.handlers.session
 
     # -- sockets -------------------------------------------------------------------------------------------
     def _start_auth(self, allow: Iterable[bytes] | None) -> None:
@@ -228,8 +177,7 @@ class NgpServer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         worker_done = self._worker.stop(timeout)
-        if self.session is not None:
-            self.session.stop()
+        self.handlers.stop()
         if self._thread is None:
             self._close_sockets()
         if self._auth is not None:
@@ -252,9 +200,10 @@ class NgpServer:
         self.stop()
 
     def _poll_timeout_ms(self) -> int:
-        if not self._views or self.session is None:
+        views = self.handlers.views
+        if not views or self.session is None:
             return _POLL_MS
-        wait = min(v.due for v in self._views.values()) - time.monotonic()
+        wait = min(v.due for v in views.values()) - time.monotonic()
         return max(0, min(_POLL_MS, int(wait * 1000)))
 
     @staticmethod
@@ -284,18 +233,7 @@ class NgpServer:
                                                          f"retry later")
                 self._send_reply(envelope, P.encode_message(busy))
             return
-        self._send_reply(envelope, self._answer(request))
-
-    def _answer(self, request: P.Request) -> list[Any]:
-        """The encoded reply (or typed error) to a parsed request."""
-        try:
-            fields, payloads = self._handlers[request.TYPE](request)
-            return P.encode_message(P.make_reply(request.seq, request.TYPE, **fields), payloads)
-        except P.ProtocolError as e:
-            return P.encode_message(P.make_error(e.seq if e.seq is not None else request.seq, e.code, e.message))
-        except Exception as e:  # the server keeps serving whatever happens
-            log.exception("internal error while handling a request")
-            return P.encode_message(P.make_error(request.seq, "internal", f"{type(e).__name__}: {e}"))
+        self._send_reply(envelope, self.handlers.answer(request))
 
     def _send_reply(self, envelope: list[Any], reply: list[Any]) -> None:
         try:
@@ -308,10 +246,10 @@ class NgpServer:
         """On the worker thread: ``("reply", envelope, request)`` or ``("view", name, seq, request)``."""
         if job[0] == "reply":
             _, envelope, request = job
-            return [b"reply", str(len(envelope)).encode(), *envelope, *self._answer(request)]
+            return [b"reply", str(len(envelope)).encode(), *envelope, *self.handlers.answer(request)]
         _, name, seq, request = job
         try:
-            fields, payloads, step = self._render_image(request)
+            fields, payloads, step = self.handlers.render_image(request)
             header = P.make_view(seq, name, image=fields["image"], step=step,
                                  **({"depth": fields["depth"]} if "depth" in fields else {}))
             return [b"view", name.encode(), P.view_topic(name), *P.encode_message(header, payloads)]
@@ -326,7 +264,7 @@ class NgpServer:
             n = int(frames[1].bytes)
             self._send_reply(frames[2:2 + n], frames[2 + n:])
             return
-        view = self._views.get(frames[1].bytes.decode())
+        view = self.handlers.views.get(frames[1].bytes.decode())
         if view is not None:
             view.pending = False
         if len(frames) > 2 and self._pub is not None:
@@ -336,195 +274,14 @@ class NgpServer:
                 pass
 
     def _on_push(self, frames: list[zmq.Frame]) -> None:
-        seq = None
-        try:
-            request = P.parse_request(frames, self.limits)
-            seq = request.seq
-            if not isinstance(request, P.AddFrame):
-                raise P.UnsupportedError(f"only 'add_frame' is accepted on the frames socket, got {request.TYPE!r}")
-            self._add_frame(request)
-            self._frames_pushed += 1
-        except P.ProtocolError as e:
-            self._reject(e.seq if e.seq is not None else seq, e.code, e.message)
-        except Exception as e:
-            log.exception("internal error while handling a pushed frame")
-            self._reject(seq, "internal", f"{type(e).__name__}: {e}")
-
-    def _reject(self, seq: int | None, code: str, message: str) -> None:
-        self._frames_rejected += 1
-        self._last_frame_error = {"seq": seq, "code": code, "message": message[:1000]}
-
-    def _need_session(self) -> Any:
-        if self.session is None:
-            raise P.NoSessionError("no session: send 'configure' (or 'load') first")
-        return self.session
-
-    def _state(self) -> str:
-        if self.session is None:
-            return "unconfigured"
-        st = self.session.status().get("state")
-        return {"paused": "paused", "training": "training"}.get(st, "waiting")
-
-    def _start_training(self, session: Any) -> None:
-        if self.session is not None and self.session is not session:
-            self.session.stop()
-        self.session = session
-        session.start()
-
-    # -- handlers: each returns (reply fields, payloads) ---------------------------------------------------
-    def _hello(self, req: P.Hello) -> tuple[dict[str, Any], list[Any]]:
-        endpoints = {k: v for k, v in (("frames", self.frames_endpoint), ("views", self.views_endpoint)) if v}
-        return {"server": SERVER_NAME, "protocol": P.PROTOCOL_VERSION, "capabilities": _capabilities(),
-                "limits": self.limits.to_dict(), "endpoints": endpoints}, []
-
-    def _configure(self, req: P.Configure) -> tuple[dict[str, Any], list[Any]]:
-        from ngp_sdk import Session
-        from ngp_sdk.errors import NgpError
-
-        try:
-            session = Session.live_nerf(req.config or None, aabb_scale=req.aabb_scale, scale=req.scale,
-                                        offset=tuple(req.offset), capacity=req.capacity, min_frames=req.min_frames,
-                                        device=self.device, **self.live_options)
-        except (NgpError, TypeError, ValueError) as e:
-            raise P.BadFieldError(f"configure rejected: {e}") from None
-        self._start_training(session)
-        return {"primitive": req.primitive, "capacity": req.capacity, "min_frames": req.min_frames}, []
-
-    def _add_frame(self, req: P.AddFrame) -> tuple[dict[str, Any], list[Any]]:
-        from ngp_sdk.errors import NgpError
-
-        task = self._need_session().task
-        add = getattr(task, "add_frame", None)
-        if add is None:
-            raise P.UnsupportedError("this session does not take frames; 'configure' a live session")
-        try:
-            index = add(req.image, req.pose, _to_intrinsics(req.intrinsics), depth=req.depth)
-        except NgpError as e:
-            raise P.BadFieldError(str(e)) from None
-        self._last_frame_seq = req.seq
-        return {"index": index, "frame_count": task.frame_count, "kept": index >= 0}, []
-
-    def _render_image(self, req: P.Render | P.SetView) -> tuple[dict[str, Any], list[Any], int]:
-        session = self._need_session()
-        with session.locked():
-            img = session.task.render_world(req.pose, _to_intrinsics(req.intrinsics))
-            step = session.step_count
-        rgb = np.clip(img.rgb, 0.0, 1.0)
-        encode = {
-            "32FC3": lambda: rgb.astype(np.float32),
-            "rgba8": lambda: np.rint(np.dstack([rgb, np.clip(img.opacity, 0, 1)]) * 255).astype(np.uint8),
-            "png": lambda: np.rint(np.dstack([rgb, np.clip(img.opacity, 0, 1)]) * 255).astype(np.uint8),
-        }.get(req.encoding, lambda: np.rint(rgb * 255).astype(np.uint8))
-        try:
-            field, payload = P.encode_image(encode(), req.encoding, quality=req.quality)
-        except ImportError as e:
-            raise P.UnsupportedError(f"{req.encoding} needs imageio: {e}") from None
-        fields, payloads = {"image": field, "step": step}, [payload]
-        if req.depth:
-            fields["depth"], depth_payload = P.encode_depth(img.depth)
-            payloads.append(depth_payload)
-        return fields, payloads, step
-
-    def _render(self, req: P.Render) -> tuple[dict[str, Any], list[Any]]:
-        fields, payloads, _ = self._render_image(req)
-        return fields, payloads
-
-    def _status(self, req: P.Status) -> tuple[dict[str, Any], list[Any]]:
-        st = self.session.status() if self.session is not None else {}
-        loss = st.get("loss")
-        return {
-            "state": self._state(),
-            "step": int(st.get("step", 0)),
-            "loss": float(loss) if loss is not None and math.isfinite(loss) else None,
-            "frame_count": int(st.get("frame_count", 0)),
-            "samples_per_second": float(st.get("samples_per_second", 0.0) or 0.0),
-            "last_frame_seq": self._last_frame_seq,
-            "frames_rejected": self._frames_rejected,
-            "last_frame_error": self._last_frame_error,
-            "frames_pushed": self._frames_pushed,
-            "capacity": int(st.get("capacity", 0)),
-            "training_error": st.get("error"),
-        }, []
-
-    def _path(self, text: str) -> Path:
-        p = Path(text)
-        if self.save_dir is None:
-            return p
-        full = (self.save_dir / p).resolve()
-        if not full.is_relative_to(self.save_dir):
-            raise P.StorageError(f"path {text!r} is outside the server's directory {self.save_dir}")
-        return full
-
-    def _save(self, req: P.Save) -> tuple[dict[str, Any], list[Any]]:
-        from ngp_sdk.errors import NgpError
-
-        session = self._need_session()
-        try:
-            path = session.save(self._path(req.path))
-        except (OSError, NgpError) as e:
-            raise P.StorageError(f"could not save {req.path!r}: {e}") from None
-        return {"path": str(path), "bytes": path.stat().st_size}, []
-
-    def _load(self, req: P.Load) -> tuple[dict[str, Any], list[Any]]:
-        from ngp_sdk import Session
-        from ngp_sdk.errors import NgpError
-
-        options = {k: v for k, v in self.live_options.items() if k in ("capacity", "min_frames", "policy",
-                                                                        "max_resolution")}
-        try:
-            session = Session.live_nerf_from_snapshot(self._path(req.path), device=self.device, **options)
-        except (OSError, NgpError) as e:
-            raise P.StorageError(f"could not load {req.path!r}: {e}") from None
-        self._start_training(session)
-        return {"path": req.path, "step": session.step_count, "frame_count": session.task.frame_count}, []
-
-    def _pause(self, req: P.Pause) -> tuple[dict[str, Any], list[Any]]:
-        self._need_session().pause()
-        return {"state": self._state()}, []
-
-    def _resume(self, req: P.Resume) -> tuple[dict[str, Any], list[Any]]:
-        self._need_session().resume()
-        return {"state": self._state()}, []
-
-    def _export_mesh(self, req: P.ExportMesh) -> tuple[dict[str, Any], list[Any]]:
-        from ngp_sdk.errors import NgpError
-
-        session = self._need_session()
-        try:
-            from ngp_sdk.export import save_mesh
-
-            with session.locked():
-                mesh = session.task.extract_mesh(resolution=req.resolution, threshold=req.threshold)
-            with tempfile.TemporaryDirectory() as tmp:
-                data = save_mesh(mesh, Path(tmp) / f"mesh.{req.format}").read_bytes()
-        except ImportError as e:
-            raise P.UnsupportedError(f"mesh export needs scikit-image and trimesh: {e}") from None
-        except NgpError as e:
-            raise P.BadFieldError(str(e)) from None
-        return {"format": req.format, "vertex_count": len(mesh.vertices), "face_count": len(mesh.faces)}, [data]
-
-    def _set_view(self, req: P.SetView) -> tuple[dict[str, Any], list[Any]]:
-        if self._pub is None:
-            raise P.UnsupportedError("this server has no views socket")
-        if req.name not in self._views and len(self._views) >= self.limits.max_views:
-            raise P.TooLargeError(f"at most {self.limits.max_views} views; clear_view one first")
-        self._views[req.name] = _View(request=req, due=time.monotonic())
-        return {"name": req.name, "views": len(self._views)}, []
-
-    def _clear_view(self, req: P.ClearView) -> tuple[dict[str, Any], list[Any]]:
-        if req.name is None:
-            cleared = len(self._views)
-            self._views.clear()
-        else:
-            cleared = int(self._views.pop(req.name, None) is not None)
-        return {"cleared": cleared}, []
+        self.handlers.push(frames)
 
     # -- views ---------------------------------------------------------------------------------------------
     def _publish_views(self) -> None:
         if self._pub is None or self.session is None:
             return
         now = time.monotonic()
-        for name, view in list(self._views.items()):
+        for name, view in list(self.handlers.views.items()):
             if view.due > now or view.pending:
                 continue
             view.due = max(now, view.due + 1.0 / view.request.rate)
@@ -537,7 +294,7 @@ class NgpServer:
 def _curve_options(args: argparse.Namespace) -> dict[str, Any]:
     """``curve_keys`` / ``allow`` from ``--curve-cert`` and ``--curve-allow`` (ZeroMQ certificate files, as written
     by ``zmq.auth.create_certificates``)."""
-    from ngp_sdk.errors import DataError
+    from ngp_sdk.core.errors import DataError
 
     if args.curve_cert is None:
         if args.curve_allow is not None:
@@ -563,14 +320,15 @@ def _curve_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ngp_sdk import Session
+    from ngp_sdk.core.session import Session
 
     live = {"capacity": args.capacity, "min_frames": args.min_frames, "policy": args.policy}
     session = None
     if args.snapshot:
-        session = Session.live_nerf_from_snapshot(args.snapshot, device=args.device, **live)
+        session = Session.live_from_snapshot(args.snapshot, device=args.device, **live)
     elif args.config:
-        session = Session.live_nerf(args.config, device=args.device, aabb_scale=args.aabb_scale, **live)
+        session = Session.live(P.CONFIGURE_DEFAULTS.primitive, args.config, device=args.device,
+                               aabb_scale=args.aabb_scale, **live)
     curve = _curve_options(args)
     server = NgpServer(session, bind=args.bind, frames_bind=args.frames_bind, views_bind=args.views_bind,
                        device=args.device, live_options={"policy": args.policy}, **curve)
@@ -599,9 +357,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--snapshot", default=None, help="start from a NeRF snapshot (.ingp)")
     src.add_argument("--config", default=None, help="start a live session with this JSON config")
-    p.add_argument("--aabb-scale", type=int, default=1, help="scene box of a --config session")
-    p.add_argument("--capacity", type=int, default=256, help="frames kept for training")
-    p.add_argument("--min-frames", type=int, default=1, help="frames before training starts")
+    defaults = P.CONFIGURE_DEFAULTS
+    p.add_argument("--aabb-scale", type=int, default=defaults.aabb_scale, help="scene box of a --config session")
+    p.add_argument("--capacity", type=int, default=defaults.capacity, help="frames kept for training")
+    p.add_argument("--min-frames", type=int, default=defaults.min_frames, help="frames before training starts")
     p.add_argument("--policy", choices=("ring", "keyframes"), default="ring", help="replacement when full")
     p.add_argument("--curve-cert", default=None,
                    help="require CURVE encryption with this server certificate (a .key_secret file from "

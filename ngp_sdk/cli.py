@@ -1,4 +1,9 @@
-"""The ``ngp`` command line: thin argument parsing around :class:`~ngp_sdk.session.Session`.
+"""The ``ngp`` command line: sub-commands come from the primitive registry and from command plugins.
+
+- Each registered primitive adds its own commands (``ngp image ...``, ``ngp nerf ...``, ``ngp sdf ...``).
+- ``ngp render`` and ``ngp export mesh`` work on any snapshot whose primitive supports them (dispatch on the
+  snapshot's primitive, never on a mode switch); ``ngp demo`` runs a primitive's demo.
+- Packages add commands through the entry-point group ``ngp_sdk.commands`` (``ngp serve`` from the bridge).
 
 Every user error (bad path, corrupt snapshot, unknown config key) prints one ``error: ...`` line on stderr and
 exits with status 2; Ctrl-C during training stops cleanly and still writes the snapshot.
@@ -7,85 +12,92 @@ exits with status 2; Ctrl-C during training stops cleanly and still writes the s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-__all__ = ["main", "build_parser"]
+from ngp_sdk.core.cli import (
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    add_output_options,
+    emit,
+    load_session,
+    positive_float,
+    positive_int,
+    write_frames,
+)
+from ngp_sdk.core.errors import DataError, NgpError
+from ngp_sdk.core.registry import get_primitive, primitives
 
-EXIT_USER_ERROR = 2
-
-
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return v
-
-
-def _add_training_budget(parser: argparse.ArgumentParser) -> None:
-    """``--steps N | --seconds S`` (one of them required), shared by every ``train`` command."""
-    budget = parser.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--steps", type=_positive_int, help="training steps")
-    budget.add_argument("--seconds", type=_positive_float, help="training time budget in seconds")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree of ``ngp``."""
-    p = argparse.ArgumentParser(prog="ngp", description="Instant neural graphics primitives on CPU and GPU (Warp).")
-    p.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0 (default: Warp's current)")
-    p.add_argument("--verbose", action="store_true", help="show Warp's initialisation and kernel-build messages")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    image = sub.add_parser("image", help="gigapixel-image primitive").add_subparsers(dest="action", required=True)
-    tr = image.add_parser("train", help="fit an image (PNG/JPEG/EXR)")
-    tr.add_argument("image", help="image file")
-    _add_training_budget(tr)
-    tr.add_argument("--out", default=None, help="snapshot to write (.ingp or .msgpack)")
-    tr.add_argument("--config", default=None, help="tcnn/instant-ngp JSON config (default: the built-in base)")
-    tr.add_argument("--preview", default=None, help="write a rendering at the image's size (PNG/JPEG/EXR)")
-    tr.add_argument("--save-optimizer", action="store_true", help="also store Adam moments in the snapshot")
-    tr.add_argument("--json", action="store_true", help="print a final JSON line with steps, seconds, loss, psnr")
-    tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-    rd = image.add_parser("render", help="render a trained image snapshot at any resolution")
-    rd.add_argument("snapshot")
-    rd.add_argument("--width", type=_positive_int, default=None)
-    rd.add_argument("--height", type=_positive_int, default=None)
-    rd.add_argument("--out", required=True, help="output image (PNG/JPEG/EXR)")
-
-    demo = sub.add_parser("demo", help="the main job on data the SDK makes itself: a NeRF of a synthetic scene "
-                                       "(default) or a photo fit; reports PSNR and writes a novel view")
-    demo.add_argument("--primitive", choices=("nerf", "image"), default="nerf")
-    demo.add_argument("--seconds", type=_positive_float, default=None,
-                      help="training time (default: 60 for nerf, 20 for image)")
-    demo.add_argument("--out-dir", default="ngp-demo", help="folder for the scene, snapshot and pictures")
-    demo.add_argument("--json", action="store_true")
-    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-    from .cli_nerf import add_parsers as add_nerf_parsers
-
-    add_nerf_parsers(sub)
-    from .cli_sdf import add_parsers as add_sdf_parsers
-
-    add_sdf_parsers(sub)
-    _add_plugin_parsers(sub)
-    return p
-
+__all__ = ["main", "build_parser", "PLUGIN_GROUP"]
 
 #: Entry-point group of command plugins: each entry is a ``register(subparsers)`` function that adds its
 #: subcommand and sets ``handler=`` (a function ``(args) -> exit status``) with ``set_defaults``.
 PLUGIN_GROUP = "ngp_sdk.commands"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of ``ngp``: global options, every primitive's commands, the shared ones, plugins."""
+    p = argparse.ArgumentParser(prog="ngp", description="Instant neural graphics primitives on CPU and GPU (Warp).")
+    p.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0 (default: Warp's current)")
+    p.add_argument("--verbose", action="store_true", help="show Warp's initialisation and kernel-build messages")
+    sub = p.add_subparsers(dest="command", required=True)
+    for spec in primitives():
+        if spec.add_commands is not None:
+            spec.add_commands(sub)
+    _add_render(sub)
+    _add_export(sub)
+    _add_demo(sub)
+    _add_plugin_parsers(sub)
+    return p
+
+
+def _add_render(sub) -> None:
+    renderable = [s for s in primitives() if s.render_frames is not None]
+    rd = sub.add_parser("render", help=f"render a {' or '.join(s.name.upper() for s in renderable)} snapshot: one "
+                                       "view, an orbit or an instant-ngp camera path")
+    rd.add_argument("snapshot")
+    how = rd.add_mutually_exclusive_group()
+    how.add_argument("--camera-path", default=None, help="instant-ngp camera path json ({'path': [{R, T, fov}]})")
+    how.add_argument("--orbit", type=positive_int, default=None, metavar="N",
+                     help="N frames orbiting the scene centre at the first camera's radius and height")
+    how.add_argument("--view", type=int, default=None,
+                     help="render training camera VIEW (default 0; SDF: 0 = the default camera)")
+    rd.add_argument("--frames", type=positive_int, default=60, help="frames of a camera path (default 60)")
+    rd.add_argument("--fps", type=positive_float, default=30.0)
+    rd.add_argument("--width", type=positive_int, default=None)
+    rd.add_argument("--height", type=positive_int, default=None)
+    rd.add_argument("--depth", action="store_true", help="append a depth map to each frame")
+    for spec in renderable:
+        if spec.render_arguments is not None:
+            spec.render_arguments(rd)
+    rd.add_argument("--out", required=True, help="image file, video (.mp4/.gif) or a folder for PNG frames")
+    rd.set_defaults(handler=_cmd_render)
+
+
+def _add_export(sub) -> None:
+    ex = sub.add_parser("export", help="export geometry").add_subparsers(dest="action", required=True)
+    me = ex.add_parser("mesh", help="marching-cubes mesh of a NeRF (with vertex colours) or SDF snapshot (PLY/OBJ)")
+    me.add_argument("snapshot")
+    me.add_argument("--out", required=True, help="mesh.ply or mesh.obj (NeRF world frame / the input mesh's frame)")
+    me.add_argument("--resolution", type=positive_int, default=256)
+    me.add_argument("--threshold", type=float, default=None,
+                    help="iso-value: NeRF density (default 2.5, instant-ngp's), SDF distance in mesh units (default 0)")
+    me.set_defaults(handler=_cmd_export_mesh)
+
+
+def _add_demo(sub) -> None:
+    demos = {s.name: s.demo for s in primitives() if s.demo is not None}
+    demo = sub.add_parser("demo", help="the main job on data the SDK makes itself: a NeRF of a synthetic scene "
+                                       "(default) or another primitive; reports quality and writes pictures")
+    demo.add_argument("--primitive", choices=sorted(demos), default="nerf" if "nerf" in demos else None)
+    demo.add_argument("--seconds", type=positive_float, default=None,
+                      help="training time (default: " + ", ".join(f"{d.seconds:g} for {n}" for n, d in demos.items())
+                      + ")")
+    demo.add_argument("--out-dir", default="ngp-demo", help="folder for the scene, snapshot and pictures")
+    add_output_options(demo)
+    demo.set_defaults(handler=_cmd_demo)
 
 
 def _add_plugin_parsers(sub: argparse._SubParsersAction) -> None:
@@ -101,71 +113,40 @@ def _add_plugin_parsers(sub: argparse._SubParsersAction) -> None:
         register(sub)
 
 
-def _emit(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(result, sort_keys=True), flush=True)
-    else:
-        for k, v in result.items():
-            print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
-
-
-def _train_and_report(session, args, *, steps, seconds, out, preview, save_optimizer=False) -> dict[str, Any]:
+def _cmd_render(args: argparse.Namespace) -> int:
+    names = tuple(s.name for s in primitives() if s.render_frames is not None)
+    session = load_session(args.snapshot, args.device, names)
     t0 = time.perf_counter()
-    r = session.train(steps=steps, seconds=seconds, progress=not getattr(args, "no_progress", False))
-    metrics = session.evaluate()
-    result: dict[str, Any] = {
-        "steps": session.step_count,
-        "seconds": round(r.seconds, 3),
-        "loss": r.loss,
-        "psnr": round(metrics["psnr"], 3),
-        "samples_per_second": round(r.samples_per_second),
-        "interrupted": r.interrupted,
-    }
-    if out:
-        result["snapshot"] = str(session.save(out, include_optimizer=save_optimizer))
-    if preview:
-        from .data.images import save_image
-
-        result["preview"] = str(save_image(preview, session.render()))
-    result["wall_seconds"] = round(time.perf_counter() - t0, 3)
-    return result
+    frames = get_primitive(session.primitive).render_frames(session, args)
+    written = write_frames(args.out, frames, fps=args.fps)
+    h, w = frames[0].shape[:2]
+    print(f"wrote {written}: {len(frames)} frame(s) of {w}x{h} in {time.perf_counter() - t0:.2f} s")
+    return 0
 
 
-def _cmd_image_train(args: argparse.Namespace) -> int:
-    from .session import Session
+def _cmd_export_mesh(args: argparse.Namespace) -> int:
+    from ngp_sdk.core.meshes import save_mesh
+    from ngp_sdk.core.task import MeshExporter
 
-    session = Session.image(args.image, config=args.config, device=args.device)
-    result = _train_and_report(session, args, steps=args.steps, seconds=args.seconds, out=args.out,
-                               preview=args.preview, save_optimizer=args.save_optimizer)
-    _emit(args, result)
-    return 130 if result["interrupted"] else 0
-
-
-def _cmd_image_render(args: argparse.Namespace) -> int:
-    from .data.images import save_image
-    from .errors import SnapshotError
-    from .session import Session
-
-    session = Session.load(args.snapshot, device=args.device)
-    if session.primitive != "image":
-        raise SnapshotError(f"{args.snapshot} holds a {session.primitive!r} snapshot; use `ngp render`")
+    session = load_session(args.snapshot, args.device)
+    if not isinstance(session.task, MeshExporter):
+        raise DataError(f"{args.snapshot}: a {session.primitive!r} snapshot has no surface to export")
     t0 = time.perf_counter()
-    img = session.render(width=args.width, height=args.height)
-    path = save_image(args.out, img)
-    print(f"wrote {path} ({img.shape[1]}x{img.shape[0]}) in {time.perf_counter() - t0:.2f} s")
+    threshold = {} if args.threshold is None else {"threshold": args.threshold}
+    mesh = session.task.extract_mesh(resolution=args.resolution, **threshold)
+    path = save_mesh(mesh, args.out)
+    print(f"wrote {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces in "
+          f"{time.perf_counter() - t0:.2f} s")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_image_demo, run_nerf_demo
-
-    run, default_seconds, what = {"nerf": (run_nerf_demo, 60.0, "a NeRF of a synthetic scene"),
-                                  "image": (run_image_demo, 20.0, "a 512x512 photo")}[args.primitive]
-    seconds = args.seconds or default_seconds
-    print(f"ngp demo: training {what} for {seconds:g} s ...", file=sys.stderr)
-    result = run(Path(args.out_dir), seconds=seconds, device=args.device, progress=not args.no_progress)
-    _emit(args, result)
-    return 130 if result["interrupted"] else 0
+    demo = get_primitive(args.primitive).demo
+    seconds = args.seconds or demo.seconds
+    print(f"ngp demo: training {demo.description} for {seconds:g} s ...", file=sys.stderr)
+    result = demo.run(Path(args.out_dir), seconds=seconds, device=args.device, progress=not args.no_progress)
+    emit(args, result)
+    return EXIT_INTERRUPTED if result["interrupted"] else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,15 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.verbose:
         wp.config.log_level = wp.LOG_ERROR  # no init banner / module-load lines on the user's terminal
-    from .cli_nerf import HANDLERS as NERF_HANDLERS
-    from .cli_sdf import HANDLERS as SDF_HANDLERS
-    from .errors import NgpError
-
-    handlers = {("image", "train"): _cmd_image_train, ("image", "render"): _cmd_image_render,
-                ("demo", None): _cmd_demo, **NERF_HANDLERS, **SDF_HANDLERS}
-    handler = getattr(args, "handler", None) or handlers[(args.command, getattr(args, "action", None))]
     try:
-        return handler(args)
+        return args.handler(args)
     except NgpError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -195,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from bridges.client import NgpClient
-from ngp_sdk.cameras import Intrinsics
-from ngp_sdk.data.nerf_data import composite_alpha, load_nerf_dataset
-from ngp_sdk.metrics import psnr
+from ngp_sdk.core.cameras import Intrinsics
+from ngp_sdk.core.metrics import psnr
+from ngp_sdk.nerf.data import composite_alpha, load_nerf_dataset
 
 __all__ = ["main"]
 

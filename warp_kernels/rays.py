@@ -11,7 +11,7 @@ Conventions (instant-ngp's):
   ``(px, py)`` of a pinhole camera maps to the camera-space direction ``((px - cx) / fx, (py - cy) / fy, 1)``.
 - **Camera-to-world matrices** ``c2w`` are float32 ``[n_cams, 3, 4]``: columns 0, 1, 2 are the world-space
   camera axes (right, down, forward) and column 3 the camera centre. This is exactly instant-ngp's internal
-  camera matrix (``NerfDataset::nerf_matrix_to_ngp`` of a NeRF/OpenGL pose, see :mod:`ngp_sdk.cameras`); the
+  camera matrix (``NerfDataset::nerf_matrix_to_ngp`` of a NeRF/OpenGL pose, see :mod:`ngp_sdk.core.cameras`); the
   rotation part is not required to be orthonormal (directions are normalised at the end).
 
 Intrinsics travel as three per-camera arrays (index ``c`` = camera):
@@ -60,7 +60,7 @@ CAMERA_PINHOLE = 0
 CAMERA_OPENCV = 1
 CAMERA_OPENCV_FISHEYE = 2
 
-#: Model name (as in :class:`ngp_sdk.cameras.Intrinsics`) -> code.
+#: Model name (as in :class:`ngp_sdk.core.cameras.Intrinsics`) -> code.
 CAMERA_MODEL_CODES = {
     "PINHOLE": CAMERA_PINHOLE,
     "OPENCV": CAMERA_OPENCV,

@@ -6,7 +6,7 @@ Layer 0: the Warp kernel :func:`_signed_distance_kernel`; layer 1: :func:`build_
 Conventions:
 
 - Points are float32 ``[N, 3]`` arrays in the mesh's own space (the unit cube after
-  ``ngp_sdk.data.meshes.normalize_to_unit_cube``).
+  ``ngp_sdk.core.meshes.normalize_to_unit_cube``).
 - The sign is negative inside, positive outside. With a mesh built with ``support_winding_number=True``
   (the default of :func:`build_mesh`) the sign comes from the generalised winding number
   (``wp.mesh_query_point_sign_winding_number``), which tolerates small holes; otherwise from the

@@ -64,7 +64,7 @@ def pose_to_wire(c2w: Any, convention: str = "opengl") -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class CameraIntrinsics:
-    """Intrinsics of one camera image (same fields as ``ngp_sdk.cameras.Intrinsics``).
+    """Intrinsics of one camera image (same fields as ``ngp_sdk.core.cameras.Intrinsics``).
 
     Attributes:
         width: image width in pixels.

@@ -17,6 +17,7 @@ zmq = pytest.importorskip("zmq")
 from bridges import protocol as P  # noqa: E402
 from bridges.client import NgpClient  # noqa: E402
 from bridges.server import NgpServer  # noqa: E402
+from ngp_sdk.core.task import WorldRenderer  # noqa: E402
 from tests.ngp_sdk.synthetic_nerf import CAMERA_ANGLE_X, _camera_positions, look_at_nerf, render_sphere  # noqa: E402
 from tests.ngp_sdk.test_nerf_task import TINY  # noqa: E402
 
@@ -220,12 +221,12 @@ def test_hostile_input_gets_typed_errors_and_the_server_keeps_serving(tmp_path):
         assert err([pack({**add, "intrinsic": intr}), b"\x00" * 12]) == ("bad_field", 4)
         assert err([pack(P.make_request("load", 6, path=str(tmp_path / "missing.ingp")))]) == ("io_error", 6)
         # an internal failure is reported and the server goes on
-        original = srv._handlers["status"]
-        srv._handlers["status"] = lambda req: 1 / 0
+        original = srv.handlers.table["status"]
+        srv.handlers.table["status"] = lambda req: 1 / 0
         try:
             assert err([pack(P.make_request("status", 7))]) == ("internal", 7)
         finally:
-            srv._handlers["status"] = original
+            srv.handlers.table["status"] = original
         # a 100 MB message: ZeroMQ drops it (MAXMSGSIZE) and the connection; the next client is served
         big = ctx.socket(zmq.DEALER)
         big.linger = 0
@@ -275,19 +276,10 @@ class _SlowSession:
     """Just enough of a Session for the server: renders take ``delay`` seconds."""
 
     def __init__(self, delay: float):
-        import types
-
         self.delay = delay
         self.step_count = 0
-        self.task = types.SimpleNamespace(render_world=self._render, frame_count=0)
-
-    def _render(self, pose, intr):
-        import types
-
-        time.sleep(self.delay)
-        h, w = intr.height, intr.width
-        return types.SimpleNamespace(rgb=np.full((h, w, 3), 0.5, np.float32), depth=np.zeros((h, w), np.float32),
-                                     opacity=np.ones((h, w), np.float32))
+        self.task = _SlowTask(delay)
+        self.primitive = "slow"
 
     def locked(self):
         import contextlib
@@ -302,6 +294,23 @@ class _SlowSession:
 
     def stop(self):
         pass
+
+
+class _SlowTask(WorldRenderer):
+    """A world renderer that takes ``delay`` seconds per render."""
+
+    primitive = "slow"
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+    def render_world(self, pose, intr, *, background=None):
+        import types
+
+        time.sleep(self.delay)
+        h, w = intr.height, intr.width
+        return types.SimpleNamespace(rgb=np.full((h, w, 3), 0.5, np.float32), depth=np.zeros((h, w), np.float32),
+                                     opacity=np.ones((h, w), np.float32))
 
 
 def test_status_is_answered_while_a_slow_render_runs_and_a_full_queue_says_busy():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ngp_sdk.data.synthetic import CAMERA_ANGLE_X, camera_positions, look_at_nerf
+from ngp_sdk.nerf.synthetic import CAMERA_ANGLE_X, camera_positions, look_at_nerf
 
 __all__ = ["CAMERA_ANGLE_X", "SPHERE_RADIUS", "look_at_nerf", "render_sphere", "write_sphere_dataset"]
 

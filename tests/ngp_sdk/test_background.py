@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ngp_sdk import Session
-from ngp_sdk.errors import ConfigError
+from ngp_sdk.core.errors import ConfigError
 from tests.ngp_sdk.test_image_task import SMALL, _test_image
 
 

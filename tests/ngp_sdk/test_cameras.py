@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import warp as wp
 
-from ngp_sdk.cameras import (
+from ngp_sdk.core.cameras import (
     Intrinsics,
     focal_length_from_fov,
     nerf_matrix_to_ngp,
@@ -19,7 +19,7 @@ from ngp_sdk.cameras import (
     opengl_to_opencv,
     pack_intrinsics,
 )
-from ngp_sdk.errors import DataError
+from ngp_sdk.core.errors import DataError
 from warp_kernels.rays import CAMERA_OPENCV, CAMERA_OPENCV_FISHEYE, CAMERA_PINHOLE, generate_rays
 
 

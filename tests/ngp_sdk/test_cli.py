@@ -49,7 +49,7 @@ def test_render_round_trip_is_identical(small_setup):
     d = small_setup
     assert ngp("image", "render", str(d / "s.ingp"), "--out", str(d / "a.exr")).returncode == 0
     assert ngp("image", "render", str(d / "s.ingp"), "--out", str(d / "b.exr")).returncode == 0
-    from ngp_sdk.data.images import load_image
+    from ngp_sdk.image.data import load_image
 
     np.testing.assert_array_equal(load_image(d / "a.exr").pixels, load_image(d / "b.exr").pixels)
 

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from ngp_sdk.config import HashGridConfig, ImageConfig, OptimizerConfig, load_config_file, strip_json_comments
-from ngp_sdk.errors import ConfigError
+from ngp_sdk.core.config import HashGridConfig, OptimizerConfig, load_config_file, strip_json_comments
+from ngp_sdk.core.errors import ConfigError
+from ngp_sdk.image.config import ImageConfig
 
 # instant-ngp's configs/image/base.json (comments included), with T = 2^19
 INGP_IMAGE_BASE = """{

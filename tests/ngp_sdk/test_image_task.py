@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from ngp_sdk import ImageConfig, Session
-from ngp_sdk.config import EmaConfig, HashGridConfig, NetworkConfig, OptimizerConfig, TrainingConfig
-from ngp_sdk.data.images import ImageData, load_image, save_image
-from ngp_sdk.errors import DataError, SnapshotError
+from ngp_sdk.core.config import EmaConfig, HashGridConfig, NetworkConfig, OptimizerConfig, TrainingConfig
+from ngp_sdk.core.errors import DataError, SnapshotError
+from ngp_sdk.core.images import save_image
+from ngp_sdk.image.data import ImageData, load_image
 
 SMALL = ImageConfig(
     encoding=HashGridConfig(n_levels=8, log2_hashmap_size=14, per_level_scale=1.5),
@@ -70,7 +71,7 @@ def test_render_only_snapshot_cannot_train(tmp_path, device):
 
 
 def test_snapshot_with_mismatched_parameters_is_rejected(tmp_path, device):
-    from ngp_sdk.snapshot import read_snapshot, write_snapshot
+    from ngp_sdk.core.snapshot import read_snapshot, write_snapshot
 
     s = Session.image(_test_image(), config=SMALL, device=device)
     doc = read_snapshot(s.save(tmp_path / "a.ingp"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ngp_sdk import Session
-from ngp_sdk.camera_path import intrinsics_with_fov
+from ngp_sdk.core.camera_path import intrinsics_with_fov
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_snapshots"
 # a NeRF-world camera (OpenGL axes) 2.5 units in front of the sphere, looking at it along +y

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ngp_sdk import Session
-from ngp_sdk.cameras import Intrinsics
-from ngp_sdk.errors import ConfigError, DataError
+from ngp_sdk.core.cameras import Intrinsics
+from ngp_sdk.core.errors import ConfigError, DataError
 from tests.ngp_sdk.synthetic_nerf import CAMERA_ANGLE_X, _camera_positions, look_at_nerf, render_sphere
 from tests.ngp_sdk.test_nerf_task import TINY
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import warp as wp
 
-from ngp_sdk.config import HashGridConfig, NerfConfig, NetworkConfig
-from ngp_sdk.nerf_field import NerfField
+from ngp_sdk.core.config import HashGridConfig, NetworkConfig
+from ngp_sdk.nerf.config import NerfConfig
+from ngp_sdk.nerf.field import NerfField
 from tests.reference.sh_encoding_ref import sh_encode_ref
 
 TINY = NerfConfig(

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from ngp_sdk import Session
-from ngp_sdk.camera_path import eval_camera_path, load_camera_path, look_at, orbit_poses, quaternion_to_matrix
 from ngp_sdk.cli import main
-from ngp_sdk.config import NerfConfig
-from ngp_sdk.data.nerf_data import load_nerf_dataset
-from ngp_sdk.errors import ConfigError, DataError
-from ngp_sdk.export import extract_mesh, save_mesh
-from ngp_sdk.tasks import Task
+from ngp_sdk.core.camera_path import eval_camera_path, load_camera_path, look_at, orbit_poses, quaternion_to_matrix
+from ngp_sdk.core.errors import ConfigError, DataError
+from ngp_sdk.core.meshes import save_mesh
+from ngp_sdk.core.task import Task
+from ngp_sdk.nerf.config import NerfConfig
+from ngp_sdk.nerf.data import load_nerf_dataset
+from ngp_sdk.nerf.export import extract_mesh
 from tests.ngp_sdk.synthetic_nerf import SPHERE_RADIUS, write_sphere_dataset
 
 # a small field and batch so a step takes milliseconds; sampled grid updates from the start
@@ -187,7 +188,7 @@ def test_config_defaults_and_errors():
 
 
 def test_remove_small_components_keeps_the_object():
-    from ngp_sdk.export import remove_small_components
+    from ngp_sdk.core.isosurface import remove_small_components
 
     vol = np.zeros((40, 40, 40), np.float32)
     vol[5:25, 5:25, 5:25] = 10.0  # the object: 8000 voxels

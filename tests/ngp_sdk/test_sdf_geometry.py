@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import warp as wp
 
-from ngp_sdk.camera_path import intrinsics_with_fov, look_at
-from ngp_sdk.errors import DataError
-from ngp_sdk.export import Mesh, extract_sdf_mesh, save_mesh
-from ngp_sdk.mesh_metrics import chamfer_and_normal_consistency, sample_surface
-from ngp_sdk.sdf_render import SdfRenderSettings, ambient_occlusion, render_sdf_camera, shade_lambert
+from ngp_sdk.core.camera_path import intrinsics_with_fov, look_at
+from ngp_sdk.core.errors import DataError
+from ngp_sdk.core.meshes import Mesh, save_mesh
+from ngp_sdk.sdf.export import extract_sdf_mesh
+from ngp_sdk.sdf.metrics import chamfer_and_normal_consistency, sample_surface
+from ngp_sdk.sdf.render import SdfRenderSettings, ambient_occlusion, render_sdf_camera, shade_lambert
 from tests.reference.sphere_tracing_ref import closest_approach, pinhole_directions, ray_sphere_ref
 
 CENTRE = np.array([0.5, 0.5, 0.5])

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import warp as wp
 
-from ngp_sdk.config import AdamConfig, EmaConfig, HashGridConfig, NetworkConfig, OptimizerConfig, TrainingConfig
-from ngp_sdk.data.meshes import TriangleMesh
-from ngp_sdk.errors import ConfigError, DataError
-from ngp_sdk.sdf_config import SdfConfig
-from ngp_sdk.session import Session
-from ngp_sdk.tasks import TASKS
-from ngp_sdk.tasks.sdf import SdfTask
+from ngp_sdk.core.config import AdamConfig, EmaConfig, HashGridConfig, NetworkConfig, OptimizerConfig, TrainingConfig
+from ngp_sdk.core.errors import ConfigError, DataError
+from ngp_sdk.core.meshes import TriangleMesh
+from ngp_sdk.core.registry import get_primitive
+from ngp_sdk.core.session import Session
+from ngp_sdk.sdf.config import SdfConfig
+from ngp_sdk.sdf.task import SdfTask
 
 
 def _icosphere(subdivisions: int = 2, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def test_config_defaults_and_round_trip():
 
 
 def test_registered():
-    assert TASKS["sdf"] is SdfTask
+    assert get_primitive("sdf").task is SdfTask
 
 
 def test_train_reaches_iou(trained):
@@ -99,9 +99,9 @@ def test_render_slice(trained):
 
 def test_sphere_traced_view_sees_the_sphere_at_its_depth(trained, sphere):
     """Rendered in the mesh frame, hits and depths agree with the analytic sphere (radius 0.8 at (2, 2, 2))."""
-    from ngp_sdk.camera_path import intrinsics_with_fov, look_at
-    from ngp_sdk.cameras import opencv_to_opengl
-    from ngp_sdk.sdf_render import SdfRenderSettings
+    from ngp_sdk.core.camera_path import intrinsics_with_fov, look_at
+    from ngp_sdk.core.cameras import opencv_to_opengl
+    from ngp_sdk.sdf.render import SdfRenderSettings
     from tests.reference.sphere_tracing_ref import closest_approach, pinhole_directions, ray_sphere_ref
 
     task = trained[0].task
@@ -152,7 +152,7 @@ def test_render_panels_and_shadings(trained):
 
 
 def test_extract_mesh_matches_the_input_sphere(trained, sphere):
-    from ngp_sdk.mesh_metrics import chamfer_and_normal_consistency
+    from ngp_sdk.sdf.metrics import chamfer_and_normal_consistency
 
     task = trained[0].task
     mesh = task.extract_mesh(resolution=48)
@@ -274,7 +274,7 @@ def test_eikonal_regulariser_trains_the_field_towards_unit_gradients():
 def test_training_with_eikonal_term(sphere):
     import dataclasses
 
-    from ngp_sdk.sdf_config import EikonalConfig
+    from ngp_sdk.sdf.config import EikonalConfig
 
     cfg = dataclasses.replace(_tiny_config(), eikonal=EikonalConfig(weight=0.01, points_fraction=8, step=2e-3))
     assert SdfConfig.from_dict(cfg.to_dict()) == cfg

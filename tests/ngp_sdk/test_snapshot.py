@@ -9,8 +9,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from ngp_sdk.errors import SnapshotError
-from ngp_sdk.snapshot import FORMAT_VERSION, read_snapshot, write_snapshot
+from ngp_sdk.core.errors import SnapshotError
+from ngp_sdk.core.snapshot import FORMAT_VERSION, read_snapshot, write_snapshot
 
 
 @pytest.mark.parametrize("suffix", [".ingp", ".msgpack"])

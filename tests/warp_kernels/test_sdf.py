@@ -9,8 +9,8 @@ import pytest
 import trimesh
 import warp as wp
 
-from ngp_sdk.data.meshes import TriangleMesh, load_mesh, normalize_to_unit_cube
-from ngp_sdk.errors import DataError
+from ngp_sdk.core.errors import DataError
+from ngp_sdk.core.meshes import TriangleMesh, load_mesh, normalize_to_unit_cube
 from tests.reference import sdf_ref as ref
 from warp_kernels.device import KernelArgumentError
 from warp_kernels.sdf import build_mesh, mesh_signed_distance, sample_sdf_training_points

@@ -1,0 +1,352 @@
+"""The headless :class:`Session`: owns one task, drives training, renders, evaluates and snapshots.
+
+A Session is a coordinator: everything primitive-specific lives in the task it owns (built and restored
+through :mod:`ngp_sdk.core.registry`), so the Session never switches on a mode and never imports a primitive.
+``step`` and ``render`` take one lock, so a render never sees half an update.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ngp_sdk.core.errors import ConfigError, SnapshotError
+from ngp_sdk.core.registry import get_primitive
+from ngp_sdk.core.snapshot import read_snapshot, write_snapshot
+from ngp_sdk.core.task import Task
+from ngp_sdk.core.trainer import BackgroundTrainer
+
+__all__ = ["Session", "TrainResult"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of one :meth:`Session.train` call.
+
+    Attributes:
+        steps: optimisation steps taken in this call.
+        seconds: wall-clock seconds spent in training steps.
+        loss: mean loss of the last step.
+        samples_per_second: training samples per second over the call.
+        interrupted: True when stopped by Ctrl-C (the session stays usable and can be saved).
+    """
+
+    steps: int
+    seconds: float
+    loss: float
+    samples_per_second: float
+    interrupted: bool = False
+
+
+class Session:
+    """Own one task and drive it.
+
+    Args:
+        task: a :class:`~ngp_sdk.core.task.Task`.
+
+    Raises:
+        ConfigError: ``task`` is not a Task.
+    """
+
+    def __init__(self, task: Task):
+        if not isinstance(task, Task):
+            raise ConfigError(f"a Session drives a ngp_sdk.core.task.Task, got {type(task).__name__}")
+        self.task = task
+        self.metrics: dict[str, float] = {}
+        self._lock = threading.RLock()
+        self._train_seconds = 0.0
+        self._trainer = None
+
+    # -- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, primitive: str, *args: Any, **kwargs: Any) -> Session:
+        """A session around a new task of the registered ``primitive`` (arguments: see that primitive).
+
+        Raises:
+            ConfigError: unknown primitive, or what the primitive raises for bad arguments.
+        """
+        return cls(get_primitive(primitive).create(*args, **kwargs))
+
+    @classmethod
+    def live(cls, primitive: str, config: Any = None, *, device: Any = None, **options: Any) -> Session:
+        """A session whose training data arrives at run time (``session.task.add_frame(...)``).
+
+        Raises:
+            ConfigError: unknown primitive, one without a live mode, or bad options.
+        """
+        spec = get_primitive(primitive)
+        if spec.create_live is None:
+            raise ConfigError(f"the {primitive!r} primitive has no live mode")
+        return cls(spec.create_live(config, device=device, **options))
+
+    @classmethod
+    def live_from_snapshot(cls, path: str | os.PathLike, *, device: Any = None, **options: Any) -> Session:
+        """A live session continuing the model of a snapshot, with no live data yet.
+
+        Raises:
+            SnapshotError: unreadable or corrupt snapshot, or its primitive has no live mode.
+        """
+        doc = read_snapshot(path)
+        primitive = doc.get("primitive")
+        try:
+            spec = get_primitive(primitive) if isinstance(primitive, str) else None
+        except ConfigError:
+            spec = None
+        if spec is None or spec.live_from_snapshot is None or not isinstance(doc.get("config"), dict):
+            raise SnapshotError(f"{path}: a {primitive!r} snapshot cannot continue as a live session")
+        try:
+            task = spec.live_from_snapshot(doc["config"], doc.get("state"), device=device, **options)
+        except (ConfigError, TypeError, AttributeError) as e:
+            raise SnapshotError(f"{path}: invalid {primitive} snapshot: {e}") from None
+        return cls(task)
+
+    @classmethod
+    def image(cls, image: Any, *, config: Any = None, device: Any = None) -> Session:
+        """A session that fits an image: a path (PNG/JPEG/EXR), an ``ImageData`` or an ``[H, W, 3]``
+        uint8/float array; ``config``: an ``ImageConfig``, a dict or a JSON path (default: the built-in base).
+        """
+        return cls.create("image", image, config=config, device=device)
+
+    @classmethod
+    def sdf(cls, mesh: Any, *, config: Any = None, device: Any = None) -> Session:
+        """A session that fits a signed distance function to a triangle mesh.
+
+        Args:
+            mesh: an OBJ/PLY/STL path or a loaded :class:`~ngp_sdk.core.meshes.TriangleMesh`.
+            config: an ``SdfConfig``, a dict or a JSON path (default: instant-ngp's).
+            device: Warp device (``None`` = Warp's current).
+        """
+        return cls.create("sdf", mesh, config=config, device=device)
+
+    @classmethod
+    def nerf(cls, data: Any, *, config: Any = None, downscale: int = 1, device: Any = None) -> Session:
+        """A session that fits a NeRF to posed photos.
+
+        Args:
+            data: a ``transforms*.json`` file, a dataset folder (its ``transforms_train.json`` when it has
+                split files) or a loaded ``NerfDataset``.
+            config: a ``NerfConfig``, a dict or a JSON path (default: instant-ngp's).
+            downscale: integer image shrink factor when ``data`` is a path.
+            device: Warp device (``None`` = Warp's current).
+        """
+        return cls.create("nerf", data, config=config, downscale=downscale, device=device)
+
+    @classmethod
+    def live_nerf(cls, config: Any = None, *, aabb_scale: int = 1, scale: float = 0.33,
+                  offset: tuple[float, float, float] = (0.5, 0.5, 0.5), capacity: int = 256, min_frames: int = 1,
+                  policy: str = "ring", max_resolution: tuple[int, int] | None = None,
+                  device: Any = None) -> Session:
+        """A NeRF session whose training frames arrive at run time (``session.task.add_frame(...)``).
+
+        Args:
+            config: a ``NerfConfig``, a dict or a JSON path (default: instant-ngp's).
+            aabb_scale: side of the internal scene box (power of two, 1..128).
+            scale: NeRF world units -> internal units (instant-ngp ``scale``).
+            offset: added after scaling (instant-ngp ``offset``).
+            capacity: most frames kept for training (a preallocated buffer).
+            min_frames: frames needed before background training starts stepping.
+            policy: ``"ring"`` (a full buffer replaces the oldest frame) or ``"keyframes"`` (keeps frames whose
+                poses differ most; see :mod:`ngp_sdk.nerf.live`).
+            max_resolution: ``(width, height)`` bound of the frames; default: the first frame's size.
+            device: Warp device (``None`` = Warp's current).
+        """
+        return cls.live("nerf", config, device=device, aabb_scale=aabb_scale, scale=scale, offset=offset,
+                        capacity=capacity, min_frames=min_frames, policy=policy, max_resolution=max_resolution)
+
+    @classmethod
+    def live_nerf_from_snapshot(cls, path: str | os.PathLike, *, device: Any = None, **live: Any) -> Session:
+        """A live NeRF session continuing the model of a NeRF snapshot, with an empty frame buffer.
+
+        Args:
+            path: a NeRF snapshot.
+            device: Warp device.
+            **live: ``capacity``, ``min_frames``, ``policy``, ``max_resolution`` (see :meth:`live_nerf`).
+
+        Raises:
+            SnapshotError: unreadable, corrupt or not a NeRF snapshot.
+        """
+        doc = read_snapshot(path)
+        if doc.get("primitive") != "nerf":
+            raise SnapshotError(f"{path}: not a NeRF snapshot (primitive {doc.get('primitive')!r})")
+        return cls.live_from_snapshot(path, device=device, **live)
+
+    def locked(self) -> threading.RLock:
+        """The lock ``step``/``render`` hold: ``with session.locked():`` sees the model between two steps."""
+        return self._lock
+
+    @property
+    def primitive(self) -> str:
+        return self.task.primitive
+
+    @property
+    def step_count(self) -> int:
+        return self.task.step_count
+
+    # -- training ------------------------------------------------------------------------------------------
+    def warmup(self) -> None:
+        """Compile/load the kernels of a training step (first use of a config takes seconds)."""
+        with self._lock:
+            self.task.warmup()
+
+    def step(self) -> dict[str, float]:
+        """One training step; returns its metrics."""
+        with self._lock:
+            m = self.task.step()
+        self.metrics.update(m)
+        return m
+
+    def train(
+        self,
+        steps: int | None = None,
+        seconds: float | None = None,
+        *,
+        callback: Callable[[Session, dict[str, float]], bool | None] | None = None,
+        progress: bool = False,
+    ) -> TrainResult:
+        """Train until ``steps`` steps or ``seconds`` of training have passed (whichever comes first).
+
+        Kernels are compiled before the clock starts (:meth:`warmup`). Ctrl-C stops the loop cleanly and
+        returns with ``interrupted=True``, so the caller can still save a snapshot.
+
+        Args:
+            steps: number of steps; None = unbounded (then ``seconds`` is required).
+            seconds: training-time budget in seconds.
+            callback: called after every step with ``(session, metrics)``; returning False stops training.
+            progress: show a tqdm progress bar on stderr.
+        """
+        if steps is None and seconds is None:
+            raise ConfigError("train() needs steps or seconds")
+        if steps is not None and steps < 0 or seconds is not None and not seconds >= 0:
+            raise ConfigError("steps and seconds must be >= 0")
+        self.warmup()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps if steps is not None else round(seconds, 1),
+                       unit="step" if steps is not None else "s", dynamic_ncols=True, leave=False)
+        done, elapsed, loss, interrupted = 0, 0.0, math.nan, False
+        samples = self.task.samples_per_step
+        try:
+            t0 = time.perf_counter()
+            step_time = 0.0
+            # with a time budget, stop before a step that would end past it (so seconds is never exceeded)
+            while (steps is None or done < steps) and (seconds is None or elapsed + step_time <= seconds):
+                m = self.step()
+                done += 1
+                loss = m.get("loss", math.nan)
+                now = time.perf_counter() - t0
+                step_time = now - elapsed
+                if bar is not None:
+                    bar.update(1 if steps is not None else round(now - elapsed, 3))
+                    bar.set_postfix(loss=f"{loss:.3g}", step=self.step_count, refresh=False)
+                elapsed = now
+                if callback is not None and callback(self, m) is False:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            elapsed = time.perf_counter() - t0
+        finally:
+            if bar is not None:
+                bar.close()
+        self._train_seconds += elapsed
+        rate = samples * done / elapsed if elapsed > 0 else 0.0
+        self.metrics.update({"loss": loss, "samples_per_second": rate})
+        return TrainResult(steps=done, seconds=elapsed, loss=loss, samples_per_second=rate, interrupted=interrupted)
+
+    # -- background training -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Train on a background thread until :meth:`stop`; ``render``/``evaluate``/``save`` stay safe to call.
+
+        Raises:
+            ConfigError: if background training is already running.
+        """
+        if self._trainer is not None and self._trainer.alive:
+            raise ConfigError("background training is already running; stop() it first")
+        self.warmup()
+        self._trainer = BackgroundTrainer(self.step, ready=self.task.ready,
+                                          samples_per_step=lambda: self.task.samples_per_step)
+        self._trainer.start()
+
+    def pause(self) -> None:
+        """Pause background training after the current step (no-op when not running)."""
+        if self._trainer is not None:
+            self._trainer.pause()
+
+    def resume(self) -> None:
+        """Resume paused background training."""
+        if self._trainer is not None:
+            self._trainer.resume()
+
+    def stop(self) -> None:
+        """Stop background training (waits for the current step to finish)."""
+        if self._trainer is not None:
+            self._trainer.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Step, last loss, background-training state and throughput, plus task facts (e.g. frame count)."""
+        out: dict[str, Any] = {"primitive": self.primitive, "step": self.step_count,
+                               "loss": float(self.metrics.get("loss", math.nan))}
+        if self._trainer is not None:
+            st = self._trainer.status()
+            out.update(state=st.state, samples_per_second=st.samples_per_second, error=st.error)
+        else:
+            out.update(state="idle", samples_per_second=float(self.metrics.get("samples_per_second", 0.0)),
+                       error=None)
+        out.update(self.task.status())
+        return out
+
+    # -- inference -----------------------------------------------------------------------------------------
+    def render(self, **kwargs: Any) -> np.ndarray:
+        """Render with the task's inference parameters (EMA where configured); see the task for arguments."""
+        with self._lock:
+            return self.task.render(**kwargs)
+
+    def evaluate(self) -> dict[str, float]:
+        """Quality metrics (e.g. PSNR) of the task against its data."""
+        with self._lock:
+            m = self.task.evaluate()
+        self.metrics.update(m)
+        return m
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, include_optimizer: bool = False) -> Path:
+        """Write a snapshot (``.ingp`` = zlib msgpack, else msgpack) atomically."""
+        with self._lock:
+            payload = {
+                "primitive": self.task.primitive,
+                "config": self.task.config_dict(),
+                "step": self.task.step_count,
+                "metrics": {k: float(v) for k, v in self.metrics.items()},
+                "state": self.task.state_dict(include_optimizer=include_optimizer),
+            }
+        return write_snapshot(path, payload)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: Any = None, **task_kwargs: Any) -> Session:
+        """Restore a session from a snapshot (``task_kwargs`` go to the task, e.g. ``image=`` to keep training)."""
+        doc = read_snapshot(path)
+        primitive = doc.get("primitive")
+        try:
+            spec = get_primitive(primitive if isinstance(primitive, str) else repr(primitive))
+        except ConfigError as e:
+            raise SnapshotError(f"{path}: {e}") from None
+        if not isinstance(doc.get("config"), dict) or not isinstance(doc.get("state"), dict):
+            raise SnapshotError(f"{path}: snapshot lacks its config or state")
+        try:
+            task = spec.task.from_state(doc["config"], doc["state"], device=device, **task_kwargs)
+        except ConfigError as e:
+            raise SnapshotError(f"{path}: invalid config in snapshot: {e}") from None
+        session = cls(task)
+        metrics = doc.get("metrics")
+        if isinstance(metrics, dict):
+            session.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+        return session
