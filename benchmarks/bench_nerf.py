@@ -156,7 +156,6 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
     wp.init()
     from ngp_sdk import Session
     from ngp_sdk.nerf.data import load_nerf_dataset
-    from ngp_sdk.nerf.task import _resized
 
     t0 = time.perf_counter()
     session = Session.nerf(args.data, downscale=args.downscale)
@@ -214,7 +213,7 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
     bg = (1.0, 1.0, 1.0)
     renders = {}
     for factor in (1, 2):
-        iv = _resized(intr, intr.width * factor, intr.height * factor)
+        iv = intr.resized(intr.width * factor, intr.height * factor)
         img_holder = {}
 
         def render(iv=iv, holder=img_holder):

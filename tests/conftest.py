@@ -1,4 +1,9 @@
-"""Shared pytest fixtures: Warp initialised quietly on the CPU, and the ../shared/data folder."""
+"""Shared pytest fixtures: Warp initialised quietly, the devices to test on, and the ../shared/data folder.
+
+The ``device`` fixture is parametrised over the devices Warp sees: ``cpu`` always, and every ``cuda:N`` when a
+GPU is present, so the same suite runs on a GPU machine without changes (test ids carry the device,
+e.g. ``test_forward[cuda:0]``). ``--device cpu`` (or ``cuda:0``) restricts the run to one of them.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,25 @@ wp.init()
 SHARED_DATA = Path(os.environ.get("NGP_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", action="append", default=None,
+                     help="run device-parametrised tests on this Warp device only (repeatable; default: all present)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device_name" in metafunc.fixturenames:
+        present = [str(d) for d in wp.get_devices()]
+        chosen = metafunc.config.getoption("device") or present
+        unknown = [d for d in chosen if d not in present]
+        if unknown:
+            raise pytest.UsageError(f"--device {unknown[0]}: not present (this machine has {', '.join(present)})")
+        metafunc.parametrize("device_name", chosen, scope="session")
+
+
 @pytest.fixture(scope="session")
-def device() -> wp.context.Device:
-    """The device tests run on: ``$NGP_TEST_DEVICE`` or the CPU."""
-    return wp.get_device(os.environ.get("NGP_TEST_DEVICE", "cpu"))
+def device(device_name: str) -> wp.context.Device:
+    """A Warp device to run on: every device present in turn (see the module docstring)."""
+    return wp.get_device(device_name)
 
 
 @pytest.fixture(scope="session")

@@ -189,6 +189,16 @@ class Intrinsics:
             self, width=w, height=h, fx=self.fx / k, fy=self.fy / k, cx=self.cx / k, cy=self.cy / k
         )
 
+    def resized(self, width: int | None = None, height: int | None = None) -> Intrinsics:
+        """Intrinsics of the same camera rendered at ``width x height`` (one given: keep the aspect ratio;
+        none: unchanged). Focal lengths and principal point scale with each axis."""
+        if width is None and height is None:
+            return self
+        sx = width / self.width if width is not None else height / self.height
+        sy = height / self.height if height is not None else sx
+        return replace(self, width=round(self.width * sx), height=round(self.height * sy),
+                       fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy)
+
     def as_arrays(self) -> tuple[np.ndarray, np.ndarray, int]:
         """``(params float32 [4] = (fx, fy, cx, cy), dist float32 [4], model code)``."""
         return (

@@ -58,16 +58,6 @@ RAY_GRANULARITY = 64
 SAMPLE_BUDGET_FACTOR = 1.25
 
 
-def _resized(intr: Intrinsics, width: int | None, height: int | None) -> Intrinsics:
-    """Intrinsics rescaled to ``width x height`` (one given: keep the aspect ratio)."""
-    if width is None and height is None:
-        return intr
-    sx = width / intr.width if width is not None else height / intr.height
-    sy = height / intr.height if height is not None else sx
-    return dataclasses.replace(intr, width=round(intr.width * sx), height=round(intr.height * sy),
-                               fx=intr.fx * sx, fy=intr.fy * sy, cx=intr.cx * sx, cy=intr.cy * sy)
-
-
 class NerfTask(Task, WorldRenderer, MeshExporter):
     """Train and render a NeRF.
 
@@ -313,7 +303,7 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         if not 0 <= view < self.scene.n_cameras:
             raise DataError(f"view {view} is out of range for {self.scene.n_cameras} cameras")
         pose = self.scene.poses[view] if c2w is None else np.asarray(c2w, np.float32).reshape(3, 4)
-        intr = _resized(intrinsics or self.scene.intrinsics[view], width, height)
+        intr = (intrinsics or self.scene.intrinsics[view]).resized(width, height)
         img = self.render_view(pose, intr, background=background)
         panels = [img.rgb]
         if with_ground_truth:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.ngp_sdk.synthetic_nerf import write_sphere_dataset
+from tests.ngp_sdk.nerf.synthetic_nerf import write_sphere_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ from bridges import protocol as P  # noqa: E402
 from bridges.client import NgpClient  # noqa: E402
 from bridges.server import NgpServer  # noqa: E402
 from ngp_sdk.core.task import WorldRenderer  # noqa: E402
-from tests.ngp_sdk.synthetic_nerf import CAMERA_ANGLE_X, _camera_positions, look_at_nerf, render_sphere  # noqa: E402
-from tests.ngp_sdk.test_nerf_task import TINY  # noqa: E402
+from tests.ngp_sdk.nerf.synthetic_nerf import CAMERA_ANGLE_X, camera_positions, look_at_nerf, render_sphere  # noqa: E402
+from tests.ngp_sdk.nerf.test_nerf_task import TINY  # noqa: E402
 
 LOOPBACK = "tcp://127.0.0.1:*"
 SIZE = 32
@@ -45,7 +45,7 @@ def trained_server():
     srv = _server()
     with NgpClient(srv.endpoint, timeout_s=30) as c:
         c.configure(config=TINY, capacity=32, min_frames=4)
-        for i, pos in enumerate(_camera_positions(16, 3.0, 0)):
+        for i, pos in enumerate(camera_positions(16, 3.0, 0)):
             m = look_at_nerf(pos)
             assert c.add_frame(render_sphere(m, SIZE), m, INTR) == i
         _wait(lambda: c.status()["step"] >= 20, 60, "20 training steps")
@@ -80,7 +80,7 @@ def test_every_message_type_round_trips(client, trained_server, tmp_path):
     assert hello["endpoints"]["frames"] == trained_server.frames_endpoint
     st = client.status()
     assert st["state"] == "training" and st["frame_count"] == 16 and st["loss"] is not None
-    pose = look_at_nerf(_camera_positions(16, 3.0, 0)[0])
+    pose = look_at_nerf(camera_positions(16, 3.0, 0)[0])
     m = pose.copy()
     assert client.add_frame(render_sphere(m, SIZE), m, INTR, convention="opengl") == 16
     opencv = m.copy()
@@ -120,7 +120,7 @@ def test_every_message_type_round_trips(client, trained_server, tmp_path):
 def test_renders_are_answered_while_training(trained_server):
     with NgpClient(trained_server.endpoint, timeout_s=30) as c:
         if c.status()["frame_count"] == 0:  # the round-trip test loaded a snapshot: give it frames again
-            for pos in _camera_positions(8, 3.0, 2):
+            for pos in camera_positions(8, 3.0, 2):
                 m = look_at_nerf(pos)
                 c.add_frame(render_sphere(m, SIZE), m, INTR)
         c.resume()

@@ -12,8 +12,8 @@ import pytest
 from ngp_sdk import Session
 from ngp_sdk.core.cameras import Intrinsics
 from ngp_sdk.core.errors import ConfigError, DataError
-from tests.ngp_sdk.synthetic_nerf import CAMERA_ANGLE_X, _camera_positions, look_at_nerf, render_sphere
-from tests.ngp_sdk.test_nerf_task import TINY
+from tests.ngp_sdk.nerf.synthetic_nerf import CAMERA_ANGLE_X, camera_positions, look_at_nerf, render_sphere
+from tests.ngp_sdk.nerf.test_nerf_task import TINY
 
 SIZE = 32
 FOCAL = 0.5 * SIZE / math.tan(0.5 * CAMERA_ANGLE_X)
@@ -35,7 +35,7 @@ def test_frames_added_while_training_and_loss_decreases(device):
     s.start()
     try:
         assert s.status()["state"] in ("waiting", "training") and s.status()["frame_count"] == 0
-        poses = [look_at_nerf(p) for p in _camera_positions(24, 3.0, 0)]
+        poses = [look_at_nerf(p) for p in camera_positions(24, 3.0, 0)]
 
         def feed():
             for i, m in enumerate(poses):

@@ -17,7 +17,7 @@ from ngp_sdk.core.task import Task
 from ngp_sdk.nerf.config import NerfConfig
 from ngp_sdk.nerf.data import load_nerf_dataset
 from ngp_sdk.nerf.export import extract_mesh
-from tests.ngp_sdk.synthetic_nerf import SPHERE_RADIUS, write_sphere_dataset
+from tests.ngp_sdk.nerf.synthetic_nerf import SPHERE_RADIUS, write_sphere_dataset
 
 # a small field and batch so a step takes milliseconds; sampled grid updates from the start
 TINY = {

@@ -15,7 +15,14 @@ import numpy as np
 
 from ngp_sdk.nerf.synthetic import CAMERA_ANGLE_X, camera_positions, look_at_nerf
 
-__all__ = ["CAMERA_ANGLE_X", "SPHERE_RADIUS", "look_at_nerf", "render_sphere", "write_sphere_dataset"]
+__all__ = [
+    "CAMERA_ANGLE_X",
+    "SPHERE_RADIUS",
+    "camera_positions",
+    "look_at_nerf",
+    "render_sphere",
+    "write_sphere_dataset",
+]
 
 SPHERE_RADIUS = 0.6
 
@@ -41,9 +48,6 @@ def render_sphere(c2w: np.ndarray, size: int) -> np.ndarray:
     return img
 
 
-_camera_positions = camera_positions  # name kept for the tests that import it
-
-
 def write_sphere_dataset(folder: Path, *, n_train: int = 12, n_val: int = 2, size: int = 32,
                          radius: float = 3.0) -> Path:
     """Write ``transforms_train.json`` / ``transforms_val.json`` and PNGs into ``folder``; return it."""
@@ -53,7 +57,7 @@ def write_sphere_dataset(folder: Path, *, n_train: int = 12, n_val: int = 2, siz
     for split, n, seed in (("train", n_train, 0), ("val", n_val, 1)):
         (folder / split).mkdir(parents=True, exist_ok=True)
         frames = []
-        for i, pos in enumerate(_camera_positions(n, radius, seed)):
+        for i, pos in enumerate(camera_positions(n, radius, seed)):
             c2w = look_at_nerf(pos)
             iio.imwrite(folder / split / f"r_{i}.png", render_sphere(c2w, size))
             frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()})

@@ -9,7 +9,7 @@ import pytest
 
 from ngp_sdk import Session
 from ngp_sdk.core.errors import ConfigError
-from tests.ngp_sdk.test_image_task import SMALL, _test_image
+from tests.ngp_sdk.image.test_image_task import SMALL, make_test_image
 
 
 def _wait(pred, timeout=30.0):
@@ -21,7 +21,7 @@ def _wait(pred, timeout=30.0):
 
 
 def test_start_pause_resume_stop(device, tmp_path):
-    s = Session.image(_test_image(), config=SMALL, device=device)
+    s = Session.image(make_test_image(), config=SMALL, device=device)
     s.start()
     try:
         with pytest.raises(ConfigError, match="already running"):
@@ -55,7 +55,7 @@ def test_start_pause_resume_stop(device, tmp_path):
 
 
 def test_errors_in_the_thread_are_reported(device):
-    s = Session.image(_test_image(), config=SMALL, device=device)
+    s = Session.image(make_test_image(), config=SMALL, device=device)
 
     def boom():
         raise RuntimeError("kaboom")

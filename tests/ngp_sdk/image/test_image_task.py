@@ -20,14 +20,14 @@ SMALL = ImageConfig(
 )
 
 
-def _test_image(h: int = 48, w: int = 64) -> np.ndarray:
+def make_test_image(h: int = 48, w: int = 64) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
     img = np.stack([0.5 + 0.5 * np.sin(9 * x), 0.5 + 0.5 * np.cos(7 * y), (x * y) % 1.0], axis=-1)
     return (img * 255).astype(np.uint8)
 
 
 def test_training_improves_psnr_and_renders_any_size(device):
-    s = Session.image(_test_image(), config=SMALL, device=device)
+    s = Session.image(make_test_image(), config=SMALL, device=device)
     before = s.evaluate()["psnr"]
     r = s.train(steps=60)
     after = s.evaluate()["psnr"]
@@ -39,7 +39,7 @@ def test_training_improves_psnr_and_renders_any_size(device):
 
 
 def test_train_needs_a_budget(device):
-    s = Session.image(_test_image(), config=SMALL, device=device)
+    s = Session.image(make_test_image(), config=SMALL, device=device)
     with pytest.raises(Exception, match="steps or seconds"):
         s.train()
 
@@ -48,7 +48,7 @@ def test_train_needs_a_budget(device):
 def test_snapshot_round_trip_renders_identical_image(tmp_path, device, suffix):
     cfg = ImageConfig(encoding=SMALL.encoding, network=SMALL.network, training=SMALL.training,
                       optimizer=OptimizerConfig(ema=EmaConfig(decay=0.9)))
-    s = Session.image(_test_image(), config=cfg, device=device)
+    s = Session.image(make_test_image(), config=cfg, device=device)
     s.train(steps=15)
     path = s.save(tmp_path / f"img{suffix}", include_optimizer=True)
     a = s.render(width=31, height=17)
@@ -57,13 +57,13 @@ def test_snapshot_round_trip_renders_identical_image(tmp_path, device, suffix):
     np.testing.assert_array_equal(t.render(width=31, height=17), a)
     assert t.task.size == (64, 48)
     # training continues from the snapshot when given the image again
-    u = Session.load(path, device=device, image=ImageData(pixels=_test_image()))
+    u = Session.load(path, device=device, image=ImageData(pixels=make_test_image()))
     u.train(steps=2)
     assert u.step_count == 17
 
 
 def test_render_only_snapshot_cannot_train(tmp_path, device):
-    s = Session.image(_test_image(), config=SMALL, device=device)
+    s = Session.image(make_test_image(), config=SMALL, device=device)
     s.train(steps=2)
     t = Session.load(s.save(tmp_path / "a.ingp"), device=device)
     with pytest.raises(DataError, match="without its image"):
@@ -73,7 +73,7 @@ def test_render_only_snapshot_cannot_train(tmp_path, device):
 def test_snapshot_with_mismatched_parameters_is_rejected(tmp_path, device):
     from ngp_sdk.core.snapshot import read_snapshot, write_snapshot
 
-    s = Session.image(_test_image(), config=SMALL, device=device)
+    s = Session.image(make_test_image(), config=SMALL, device=device)
     doc = read_snapshot(s.save(tmp_path / "a.ingp"))
     doc["state"]["params"]["network"] = np.zeros(7, np.float32)
     write_snapshot(tmp_path / "b.ingp", {k: v for k, v in doc.items() if k not in ("format", "version")})
@@ -86,7 +86,7 @@ def test_snapshot_with_mismatched_parameters_is_rejected(tmp_path, device):
 
 
 def test_image_files_round_trip(tmp_path):
-    img = _test_image()
+    img = make_test_image()
     lin = ImageData(pixels=img).linear_rows(0, img.shape[0])
     for suffix in (".png", ".exr"):
         p = save_image(tmp_path / f"x{suffix}", lin)
