@@ -83,7 +83,8 @@ def edges(modules: dict[str, Module]) -> dict[str, set[str]]:
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module, or a module importing itself (Tarjan)."""
+    """Strongly connected components with more than one module (Tarjan); a module importing itself (the
+    ``if __name__ == "__main__"`` idiom of :mod:`warp_kernels.cuda_check`) is not a cycle."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -110,7 +111,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                 comp.append(w)
                 if w == v:
                     break
-            if len(comp) > 1 or v in graph.get(v, ()):
+            if len(comp) > 1:
                 cycles.append(sorted(comp))
 
     for v in sorted(graph):
