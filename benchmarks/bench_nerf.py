@@ -14,7 +14,9 @@ ngp_sdk (Warp)
     ``--steps`` timed ``step()`` calls. Per step: ``n_rays`` (rays kept) and ``n_samples`` (marched samples, the
     density network's forward and backward batch). ``steps_per_s``, ``rays_per_s``, ``samples_per_s`` are medians
     of the per-step values; ``*_overall`` divide the totals by the whole timed window, which includes the
-    occupancy-grid updates (every 16 steps). Rendering: ``render_view`` of val view 0 (EMA weights, white
+    occupancy-grid updates (every 16 steps). ``profile``: per-phase milliseconds per step and share of the step
+    over ``--profile-steps`` further steps (``NerfTask.timer``; phases nest, ``forward/*`` inside ``step``).
+    Rendering: ``render_view`` of val view 0 (EMA weights, white
     background) at the training resolution and at twice it; ``render_s_per_megapixel``.
 
 PyTorch (same model, same marching)
@@ -180,6 +182,15 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
         rays.append(m["n_rays"])
         samples.append(m["n_samples"])
     window = time.perf_counter() - t_start
+    profile = None
+    if args.profile_steps:
+        # a separate window: on a GPU the timer synchronises around every phase
+        task.timer.reset()
+        task.timer.enabled = True
+        for _ in range(args.profile_steps):
+            session.step()
+        task.timer.enabled = False
+        profile = {"steps": args.profile_steps, "phases": task.timer.summary("step")}
     ngp = {
         "steps": args.steps, "warmup_steps": args.warmup_steps, "grid_updates_in_window": grid_steps,
         "step_s": statistics.median(times),
@@ -191,6 +202,8 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
         "samples_per_s_overall": sum(samples) / window,
         "load_s": load_s, "compile_s": compile_s, "warmup_train_s": warm_s,
     }
+    if profile is not None:
+        ngp["profile"] = profile
 
     # -- one batch for the reference (and the marching time of a batch that size) ---------------------------
     seed = 0x5EED
@@ -342,6 +355,8 @@ def main() -> None:
     ap.add_argument("--warmup-steps", type=int, default=200, help="training steps before timing")
     ap.add_argument("--steps", type=int, default=40, help="timed training steps (median)")
     ap.add_argument("--renders", type=int, default=3, help="timed renders per resolution (median)")
+    ap.add_argument("--profile-steps", type=int, default=40,
+                    help="steps of the per-phase profile (after the timed window; 0 = none)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--torch-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()

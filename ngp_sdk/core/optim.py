@@ -8,6 +8,7 @@ import warp as wp
 from ngp_sdk.core.config import OptimizerConfig
 from ngp_sdk.core.errors import SnapshotError
 from ngp_sdk.core.fields import ParamGroup, load_flat
+from ngp_sdk.core.profiling import PhaseTimer
 from warp_kernels.adam import adam_step, ema_update, exponential_decay_lr
 
 __all__ = ["Optimizer"]
@@ -19,10 +20,12 @@ class Optimizer:
     Args:
         config: optimizer chain (Adam, optional ExponentialDecay, optional Ema).
         groups: parameter groups of the field(s) to train.
+        timer: phase timer (``optimizer/adam``, ``optimizer/ema``); default: a disabled one.
     """
 
-    def __init__(self, config: OptimizerConfig, groups: list[ParamGroup]):
+    def __init__(self, config: OptimizerConfig, groups: list[ParamGroup], *, timer: PhaseTimer | None = None):
         self.config = config
+        self.timer = timer or PhaseTimer()
         self.groups = list(groups)
         self.step_count = 0
         self._m = {g.name: wp.zeros_like(g.params) for g in self.groups}
@@ -46,11 +49,13 @@ class Optimizer:
         a = self.config.adam
         for g in self.groups:
             hashed = g.kind == "hash"
-            adam_step(g.params, g.grads, self._m[g.name], self._v[g.name], step=self.step_count, learning_rate=lr,
-                      beta1=a.beta1, beta2=a.beta2, epsilon=a.epsilon, l2_reg=0.0 if hashed else a.l2_reg,
-                      skip_zero_grad=hashed, zero_grads=True)
+            with self.timer.phase("optimizer/adam"):
+                adam_step(g.params, g.grads, self._m[g.name], self._v[g.name], step=self.step_count,
+                          learning_rate=lr, beta1=a.beta1, beta2=a.beta2, epsilon=a.epsilon,
+                          l2_reg=0.0 if hashed else a.l2_reg, skip_zero_grad=hashed, zero_grads=True)
             if self._ema is not None:
-                ema_update(self._ema[g.name], g.params, decay=self.config.ema.decay, step=self.step_count)
+                with self.timer.phase("optimizer/ema"):
+                    ema_update(self._ema[g.name], g.params, decay=self.config.ema.decay, step=self.step_count)
 
     def inference_params(self) -> dict[str, wp.array] | None:
         """EMA copies by group name when an Ema is configured and has been updated, else None (use live)."""

@@ -21,6 +21,7 @@ import warp as wp
 from ngp_sdk.core.device import check_device, resolve_device
 from ngp_sdk.core.errors import ConfigError
 from ngp_sdk.core.fields import HashGrid, Mlp, ParamGroup, ParamsState
+from ngp_sdk.core.profiling import PhaseTimer
 from ngp_sdk.nerf.config import NerfConfig
 from warp_kernels.compaction import gather_rows, scatter_rows
 from warp_kernels.nerf_glue import density_outputs_grad, density_outputs_to_sigma, positions_to_unit_cube
@@ -36,13 +37,13 @@ class _Buffers:
     """Per-sample scratch of one purpose, grown to the largest batch (views are sliced per call)."""
 
     _SHAPES = {"x": 3, "features": None, "sigma": 0, "color_in": None, "dirs": 3, "rgb": 3, "arange": -1}
+    _INFER_SHAPES = {"pos": 3, "raw": DENSITY_OUTPUTS}
     _TRAIN_SHAPES = {"grad_rgb": 3, "d_color_full": DENSITY_OUTPUTS, "d_raw": DENSITY_OUTPUTS}
 
     def __init__(self, device, n_features: int, n_color_in: int, training: bool):
         self.device, self.training = device, training
         self.widths = {**self._SHAPES, "features": n_features, "color_in": n_color_in}
-        if training:
-            self.widths.update(self._TRAIN_SHAPES)
+        self.widths.update(self._TRAIN_SHAPES if training else self._INFER_SHAPES)
         self.capacity = 0
         self.arrays: dict[str, wp.array] = {}
 
@@ -72,13 +73,15 @@ class NerfField(ParamsState):
         aabb: ``(min [3], max [3])`` of the scene box in internal space; the hash grid covers it.
         device: ``None`` = Warp's current device, resolved once.
         seed: initialisation seed.
+        timer: phase timer of the training passes (``forward/*``, ``backward/*``); default: a disabled one.
     """
 
-    def __init__(self, config: NerfConfig, aabb, *, device=None, seed: int = 0):
+    def __init__(self, config: NerfConfig, aabb, *, device=None, seed: int = 0, timer: PhaseTimer | None = None):
         if config.rgb_network.output_activation != "Sigmoid":
             raise ConfigError("rgb_network.output_activation must be 'Sigmoid' for NeRF colours")
         self.device = resolve_device(device)
         self.config = config
+        self.timer = timer or PhaseTimer(self.device)
         lo, hi = (np.asarray(v, dtype=np.float32).reshape(3) for v in aabb)
         self.aabb = (lo, hi)
         self.grid = HashGrid(config.encoding, 3, device=self.device, seed=seed, name="encoding")
@@ -89,6 +92,7 @@ class NerfField(ParamsState):
         n_in = DENSITY_OUTPUTS + SH_N_COEFFS
         self._train = _Buffers(self.device, self.grid.n_output_dims, n_in, training=True)
         self._infer = _Buffers(self.device, self.grid.n_output_dims, n_in, training=False)
+        self._rows = _Buffers(self.device, self.grid.n_output_dims, n_in, training=False)  # row subsets
         self._infer_ws = (self.density_mlp.new_workspace(), self.color_mlp.new_workspace())
         self._saved: dict[str, wp.array] | None = None
         self._infer_raw: tuple[dict, wp.array] | None = None
@@ -109,10 +113,12 @@ class NerfField(ParamsState):
         """
         check_device(positions, self.device, "sample positions")
         b = self._train.get(positions.shape[0])
-        positions_to_unit_cube(positions, self.aabb, out=b["x"])
-        self.grid.forward(b["x"], out=b["features"])
-        raw = self.density_mlp.forward(b["features"])
-        density_outputs_to_sigma(raw, sigma=b["sigma"])
+        with self.timer.phase("forward/encoding"):
+            positions_to_unit_cube(positions, self.aabb, out=b["x"])
+            self.grid.forward(b["x"], out=b["features"])
+        with self.timer.phase("forward/density_mlp"):
+            raw = self.density_mlp.forward(b["features"])
+            density_outputs_to_sigma(raw, sigma=b["sigma"])
         self._saved = {**b, "raw": raw, "selected": None}
         return b["sigma"]
 
@@ -128,7 +134,8 @@ class NerfField(ParamsState):
             raise RuntimeError("NerfField.forward_color needs forward_density first")
         sel = s["arange"] if selected is None else selected
         s["selected"] = sel
-        s["rgb_sel"] = self._color(s, directions, sel, None, self.color_mlp._train_ws, keep=True)
+        with self.timer.phase("forward/color"):
+            s["rgb_sel"] = self._color(s, directions, sel, None, self.color_mlp._train_ws, keep=True)
         return s["rgb"]
 
     def backward(self, grad_sigma: wp.array, grad_rgb: wp.array) -> None:
@@ -138,15 +145,18 @@ class NerfField(ParamsState):
             raise RuntimeError("NerfField.backward needs a training forward (density and colour) first")
         sel = s["selected"]
         a = sel.shape[0]
-        if a:
-            g = gather_rows(grad_rgb, sel, out=s["grad_rgb"][:a])
-            d_color_in = self.color_mlp.backward(g, need_input_grad=True)
-            scatter_rows(d_color_in[:, :DENSITY_OUTPUTS], sel, s["d_color_full"])
-        else:
-            s["d_color_full"].zero_()
-        density_outputs_grad(s["d_color_full"], grad_sigma, s["raw"], out=s["d_raw"])
-        d_features = self.density_mlp.backward(s["d_raw"], need_input_grad=True)
-        self.grid.backward(s["x"], d_features)
+        with self.timer.phase("backward/color"):
+            if a:
+                g = gather_rows(grad_rgb, sel, out=s["grad_rgb"][:a])
+                d_color_in = self.color_mlp.backward(g, need_input_grad=True)
+                scatter_rows(d_color_in[:, :DENSITY_OUTPUTS], sel, s["d_color_full"])
+            else:
+                s["d_color_full"].zero_()
+        with self.timer.phase("backward/density_mlp"):
+            density_outputs_grad(s["d_color_full"], grad_sigma, s["raw"], out=s["d_raw"])
+            d_features = self.density_mlp.backward(s["d_raw"], need_input_grad=True)
+        with self.timer.phase("backward/encoding"):
+            self.grid.backward(s["x"], d_features)
         self._saved = None
 
     def _color(self, b: dict, directions: wp.array, sel: wp.array, params, workspace, keep: bool) -> wp.array:
@@ -193,6 +203,35 @@ class NerfField(ParamsState):
         self._color(b, directions, sel, (params or {}).get(self.color_mlp.name), self._infer_ws[1], keep=False)
         return b["rgb"]
 
+    def begin_density_rows(self, n: int) -> wp.array:
+        """Start an inference pass over ``n`` samples whose densities come in row subsets
+        (:meth:`infer_density_rows`); returns ``sigma [n]``, zero until a row is evaluated. :meth:`infer_color`
+        then colours selected rows of this pass.
+        """
+        b = self._infer.get(n)
+        b["sigma"].zero_()
+        self._infer_raw = (b, None)
+        return b["sigma"]
+
+    def infer_density_rows(self, positions: wp.array, rows: wp.array,
+                           params: dict[str, wp.array] | None = None) -> None:
+        """Evaluate the densities of ``positions[rows]`` (``positions [n, 3]``, int32 ``rows [A]``) into the
+        pass begun by :meth:`begin_density_rows` (same values as :meth:`infer_density` gives those rows)."""
+        if self._infer_raw is None or self._infer_raw[1] is not None:
+            raise RuntimeError("NerfField.infer_density_rows needs begin_density_rows first")
+        check_device(positions, self.device, "sample positions")
+        b = self._infer_raw[0]
+        a = rows.shape[0]
+        if a == 0:
+            return
+        params = params or {}
+        r = self._rows.get(a)
+        sub, raw = self._density_raw(gather_rows(positions, rows, out=r["pos"]), params, buffers=r)
+        density_outputs_to_sigma(raw, sigma=sub["sigma"])
+        scatter_rows(raw, rows, b["raw"], zero_others=False)
+        scatter_rows(sub["sigma"].reshape((a, 1)), rows, b["sigma"].reshape((b["sigma"].shape[0], 1)),
+                     zero_others=False)
+
     def density(self, positions: wp.array, params: dict[str, wp.array] | None = None, *,
                 out: wp.array | None = None, chunk: int = 1 << 18) -> wp.array:
         """Densities ``sigma`` float32 ``[M]`` at points ``[M, 3]`` (internal space), in bounded chunks.
@@ -211,8 +250,9 @@ class NerfField(ParamsState):
         self._infer_raw = None
         return out
 
-    def _density_raw(self, positions: wp.array, params: dict[str, wp.array]) -> tuple[dict, wp.array]:
-        b = self._infer.get(positions.shape[0])
+    def _density_raw(self, positions: wp.array, params: dict[str, wp.array],
+                     buffers: dict[str, wp.array] | None = None) -> tuple[dict, wp.array]:
+        b = self._infer.get(positions.shape[0]) if buffers is None else buffers
         positions_to_unit_cube(positions, self.aabb, out=b["x"])
         self.grid.forward(b["x"], params=params.get(self.grid.name), out=b["features"])
         raw = self.density_mlp.forward(b["features"], params=params.get(self.density_mlp.name),

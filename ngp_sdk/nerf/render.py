@@ -19,7 +19,12 @@ from ngp_sdk.nerf.field import NerfField
 from ngp_sdk.nerf.occupancy import OccupancyGrid
 from warp_kernels.compaction import select_samples
 from warp_kernels.ray_marching import RaySamples, march_rays
-from warp_kernels.volume_rendering import composite_rays, render_weight_from_density
+from warp_kernels.volume_rendering import (
+    advance_transmittance,
+    composite_rays,
+    render_weight_from_density,
+    select_sample_slice,
+)
 
 __all__ = ["RenderSettings", "RenderedImage", "alive_samples", "render_rays", "render_camera"]
 
@@ -34,6 +39,7 @@ class RenderSettings:
         max_samples_per_ray: marching cap per ray.
         tile_rays: rays per tile (bounds memory with ``sample_budget``).
         sample_budget: most samples evaluated at once (>= ``max_samples_per_ray``).
+        first_slice: samples per ray of the first density slice (early ray termination; see the module).
     """
 
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -41,6 +47,7 @@ class RenderSettings:
     max_samples_per_ray: int = 1024
     tile_rays: int = 1 << 14
     sample_budget: int = 1 << 18
+    first_slice: int = 8
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ def render_rays(
                        max_samples_per_ray=settings.max_samples_per_ray, max_total_samples=budget, jitter=False)
         k = s.n_rays_kept
         if s.n_samples:
-            sigma = field.infer_density(s.positions, params)
+            sigma = _infer_density_by_slices(field, s, params, settings)
             rgb = field.infer_color(s.directions, alive_samples(s, sigma, settings.min_transmittance), params)
         else:
             sigma = wp.empty(0, dtype=wp.float32, device=field.device)
@@ -105,6 +112,23 @@ def render_rays(
         out_depth[start:start + k] = r.depths.numpy()
         out_opacity[start:start + k] = r.opacities.numpy()
         start += k
+
+
+def _infer_density_by_slices(field: NerfField, s: RaySamples, params, settings: RenderSettings) -> wp.array:
+    """Densities of the samples compositing reads (others stay 0): slices along the rays, doubling in length."""
+    packed = s.packed_info[: s.n_rays_kept]
+    sigma = field.begin_density_rows(s.n_samples)
+    trans = wp.full(packed.shape[0], 1.0, dtype=wp.float32, device=field.device)
+    min_t = settings.min_transmittance
+    start, stop = 0, max(1, settings.first_slice)
+    while start < settings.max_samples_per_ray:
+        rows = select_sample_slice(packed, trans, start, stop, min_transmittance=min_t)
+        if rows.shape[0] == 0:
+            break
+        field.infer_density_rows(s.positions, rows, params)
+        advance_transmittance(s.t_starts, s.t_ends, sigma, packed, trans, start, stop, min_transmittance=min_t)
+        start, stop = stop, stop + 2 * (stop - start)
+    return sigma
 
 
 def render_camera(

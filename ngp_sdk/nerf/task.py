@@ -35,6 +35,7 @@ from ngp_sdk.core.images import srgb_to_linear
 from ngp_sdk.core.meshes import Mesh
 from ngp_sdk.core.metrics import psnr, ssim
 from ngp_sdk.core.optim import Optimizer
+from ngp_sdk.core.profiling import PhaseTimer
 from ngp_sdk.core.task import MeshExporter, Task, WorldRenderer, restore_training_state, training_state
 from ngp_sdk.nerf.config import NerfConfig
 from ngp_sdk.nerf.data import NerfDataset, composite_alpha, load_nerf_dataset
@@ -81,8 +82,10 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         self.scene = scene
         self.config = config.resolved(scene.aabb_scale)
         t = self.config.training
-        self.field = NerfField(self.config, scene.aabb, device=self.device, seed=t.seed)
-        self.optimizer = Optimizer(self.config.optimizer, self.field.param_groups())
+        #: per-phase time of training steps (``task.timer.enabled = True`` to collect; see ``summary()``)
+        self.timer = PhaseTimer(self.device)
+        self.field = NerfField(self.config, scene.aabb, device=self.device, seed=t.seed, timer=self.timer)
+        self.optimizer = Optimizer(self.config.optimizer, self.field.param_groups(), timer=self.timer)
         self.grid = OccupancyGrid(scene.n_cascades, self.device)
         self.step_count = 0
         self.n_rays = t.initial_rays
@@ -204,29 +207,35 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         n = self.n_rays
         b = self._rays(n)
         pixels, sizes, n_channels = self._training_source()
-        sample_training_rays(pixels, sizes, n, seed=seed, n_channels=n_channels,
-                             random_background=t.random_background, pixel_xy=b["xy"], cam_index=b["cam"],
-                             targets=b["target"], backgrounds=b["bg"])
-        generate_rays(*self._cams, b["cam"], b["xy"], origins=b["origins"], directions=b["dirs"])
-        s = march_rays(b["origins"], b["dirs"], self.grid.bitfield, n_cascades=self.grid.n_cascades,
-                       aabb=self.scene.aabb, max_samples_per_ray=t.max_samples_per_ray,
-                       max_total_samples=int(t.target_samples * SAMPLE_BUDGET_FACTOR), jitter=True, seed=seed)
+        phase = self.timer.phase
+        with phase("batch"):
+            sample_training_rays(pixels, sizes, n, seed=seed, n_channels=n_channels,
+                                 random_background=t.random_background, pixel_xy=b["xy"], cam_index=b["cam"],
+                                 targets=b["target"], backgrounds=b["bg"])
+            generate_rays(*self._cams, b["cam"], b["xy"], origins=b["origins"], directions=b["dirs"])
+        with phase("march"):
+            s = march_rays(b["origins"], b["dirs"], self.grid.bitfield, n_cascades=self.grid.n_cascades,
+                           aabb=self.scene.aabb, max_samples_per_ray=t.max_samples_per_ray,
+                           max_total_samples=int(t.target_samples * SAMPLE_BUDGET_FACTOR), jitter=True, seed=seed)
         n_alive = 0
         if s.n_samples:
             sigma = self.field.forward_density(s.positions)
-            alive = alive_samples(s, sigma, t.min_transmittance, self._select_scratch(s.n_samples))
+            with phase("forward/select"):
+                alive = alive_samples(s, sigma, t.min_transmittance, self._select_scratch(s.n_samples))
             rgb = self.field.forward_color(s.directions, alive)
             n_alive = alive.shape[0]
         else:
             sigma, rgb = s.t_starts, s.positions  # empty
-        r = composite_rays(s.t_starts, s.t_ends, sigma, rgb, s.packed_info, background=b["bg"],
-                           min_transmittance=t.min_transmittance)
         k = s.n_rays_kept
-        loss = compute_loss(self.config.loss.otype, r.colors[:k], b["target"][:k], grad_out=b["dcolor"][:k],
-                            huber_delta=t.huber_delta, mean_out=self._loss, return_value=True)
+        with phase("composite"):
+            r = composite_rays(s.t_starts, s.t_ends, sigma, rgb, s.packed_info, background=b["bg"],
+                               min_transmittance=t.min_transmittance)
+            loss = compute_loss(self.config.loss.otype, r.colors[:k], b["target"][:k], grad_out=b["dcolor"][:k],
+                                huber_delta=t.huber_delta, mean_out=self._loss, return_value=True)
+            if s.n_samples:
+                g = composite_rays_backward(s.t_starts, s.t_ends, sigma, rgb, s.packed_info, b["dcolor"],
+                                            background=b["bg"], min_transmittance=t.min_transmittance)
         if s.n_samples:
-            g = composite_rays_backward(s.t_starts, s.t_ends, sigma, rgb, s.packed_info, b["dcolor"],
-                                        background=b["bg"], min_transmittance=t.min_transmittance)
             self.field.backward(g.sigmas, g.rgbs)
         return {"loss": float(loss), "n_samples": float(s.n_samples), "n_alive": float(n_alive), "n_rays": float(k),
                 "n_samples_requested": float(s.n_samples_requested)}
@@ -241,12 +250,15 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         """
         self._training_source()
         t = self.config.training
-        if self._grid_due():
-            self._update_grid()
-        seed = (t.seed * 1_000_003 + self.step_count) & 0xFFFFFFFF
-        m = self._forward_backward(seed)
-        if m["n_samples"]:
-            self.optimizer.step()
+        with self.timer.phase("step"):
+            if self._grid_due():
+                with self.timer.phase("grid_update"):
+                    self._update_grid()
+            seed = (t.seed * 1_000_003 + self.step_count) & 0xFFFFFFFF
+            m = self._forward_backward(seed)
+            if m["n_samples"]:
+                self.optimizer.step()
+        self.timer.count_step()
         self.step_count += 1
         self.total_samples += int(m["n_samples"])
         self.total_alive += int(m["n_alive"])

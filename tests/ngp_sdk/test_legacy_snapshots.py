@@ -16,11 +16,15 @@ C2W = np.array([[1, 0, 0, 0], [0, 0, -1, -2.5], [0, 1, 0, 0], [0, 0, 0, 1]], np.
 
 
 def _same(actual: np.ndarray, want: np.ndarray, device) -> None:
-    """Bit-identical on the CPU (where the fixtures were rendered); within float rounding on a GPU."""
-    if device.is_cpu:
-        np.testing.assert_array_equal(actual, want)
-    else:
-        np.testing.assert_allclose(actual, want, atol=2e-3)
+    """Identical up to float32 rounding.
+
+    The fixtures were rendered on an Intel AVX-512 host. Warp compiles CPU kernels with ``-march=native`` and
+    OpenBLAS picks its kernels per CPU, so another x86 host differs in the last bits (seen on an AMD EPYC:
+    at most 2.5e-5 on [0, 1] values); the NeRF renderer's early ray termination evaluates densities in slices
+    (same values, other BLAS row blocking). Any change of behaviour moves values by orders of magnitude more.
+    On a GPU: within float rounding of a different summation order.
+    """
+    np.testing.assert_allclose(actual, want, rtol=1e-4, atol=1e-4 if device.is_cpu else 2e-3)
 
 
 @pytest.fixture(scope="module")

@@ -199,3 +199,37 @@ def test_remove_small_components_keeps_the_object():
     np.testing.assert_array_equal(out[5:25, 5:25, 5:25], 10.0)
     assert remove_small_components(vol, 2.5, 0.002)[31, 3, 31] == 10.0  # 27 >= 0.2% of 8000
     assert remove_small_components(vol, 2.5, 0.0) is vol
+
+
+def test_phase_profile_covers_the_step_and_changes_nothing(scene_dir, device):
+    a = Session.nerf(scene_dir, config=TINY, device=device)
+    b = Session.nerf(scene_dir, config=TINY, device=device)
+    b.task.timer.enabled = True
+    for _ in range(20):
+        la, lb = a.step(), b.step()
+        assert la == lb  # the timer only observes
+    prof = b.task.timer.summary("step")
+    assert b.task.timer.steps == 20
+    for name in ("batch", "march", "forward/encoding", "forward/density_mlp", "forward/color", "composite",
+                 "backward/color", "backward/density_mlp", "backward/encoding", "optimizer/adam", "optimizer/ema",
+                 "grid_update"):
+        assert name in prof, name
+    top = sum(v["share"] for k, v in prof.items() if k != "step")
+    assert 0.5 < top <= 1.0  # the named phases account for most of the step and never more than all of it
+
+
+def test_early_ray_termination_renders_what_evaluating_every_sample_renders(trained):
+    import dataclasses
+
+    from ngp_sdk.nerf.render import RenderSettings, render_camera
+
+    s, _ = trained
+    t = s.task
+    base = RenderSettings(background=(1.0, 1.0, 1.0), min_transmittance=t.config.training.min_transmittance)
+    whole = dataclasses.replace(base, first_slice=base.max_samples_per_ray)  # one slice: every marched sample
+    args = (t.field, t.grid, t.scene.poses[3], t.scene.intrinsics[3])
+    kw = {"aabb": t.scene.aabb, "params": t.optimizer.inference_params()}
+    a, b = render_camera(*args, settings=base, **kw), render_camera(*args, settings=whole, **kw)
+    np.testing.assert_allclose(a.rgb, b.rgb, atol=1e-5)
+    np.testing.assert_allclose(a.opacity, b.opacity, atol=1e-5)
+    np.testing.assert_allclose(a.depth, b.depth, rtol=1e-4, atol=1e-5)
