@@ -5,8 +5,9 @@
 1. ``configure`` the server with the dataset's ``aabb_scale`` / ``scale`` / ``offset``;
 2. send the train frames (``add_frame``, acknowledged) at ``--rate`` frames per second while the server trains;
 3. ``--eval-after`` seconds after the first frame, render every ``transforms_val.json`` pose over the bridge
-   (training keeps running; ``--min-steps`` also waits for that many steps) and print the PSNR (alpha composited over white for data with alpha, as Blender)
-   and the render latency (median / p95) of ``--eval-size`` square renders.
+   (training keeps running; ``--min-steps`` also waits for that many steps) and print the PSNR (alpha
+   composited over white for data with alpha, as Blender) and the render latency (median / p95) of
+   ``--eval-size`` square renders.
 
 With ``--spawn-server`` it starts ``ngp serve`` on free loopback ports as a subprocess and stops it at the end.
 """

@@ -576,6 +576,11 @@ def _run_backward(
     return CompositeGradients(grad_sigmas, grad_rgbs if want_rgb else None, grad_bg if want_bg else None)
 
 
+def _check_slice(start: int, stop: int) -> None:
+    if not 0 <= start < stop:
+        raise KernelArgumentError(f"need 0 <= start < stop, got start={start}, stop={stop}")
+
+
 def select_sample_slice(
     packed_info: wp.array,
     transmittance: wp.array,
@@ -607,8 +612,7 @@ def select_sample_slice(
     check_array(packed_info, "packed_info", dtype=wp.int32, shape=(None, 2), device=dev)
     n = packed_info.shape[0]
     check_array(transmittance, "transmittance", dtype=wp.float32, shape=(n,), device=dev)
-    if not 0 <= start < stop:
-        raise KernelArgumentError(f"need 0 <= start < stop, got start={start}, stop={stop}")
+    _check_slice(start, stop)
     min_t = _check_min_transmittance(min_transmittance)
     if n == 0:
         return wp.empty(0, dtype=wp.int32, device=dev)
@@ -643,8 +647,7 @@ def advance_transmittance(
     dev = common_device([t_starts, t_ends, sigmas, packed_info, transmittance], device)
     n_rays, _ = _check_samples(packed_info, t_starts, t_ends, sigmas, dev)
     check_array(transmittance, "transmittance", dtype=wp.float32, shape=(n_rays,), device=dev)
-    if not 0 <= start < stop:
-        raise KernelArgumentError(f"need 0 <= start < stop, got start={start}, stop={stop}")
+    _check_slice(start, stop)
     launch_split(_advance_kernel, n_rays, [packed_info, t_starts, t_ends, sigmas, int(start), int(stop),
                                            _check_min_transmittance(min_transmittance), transmittance], dev)
     return transmittance

@@ -95,7 +95,8 @@ class NerfField(ParamsState):
         self._rows = _Buffers(self.device, self.grid.n_output_dims, n_in, training=False)  # row subsets
         self._infer_ws = (self.density_mlp.new_workspace(), self.color_mlp.new_workspace())
         self._saved: dict[str, wp.array] | None = None
-        self._infer_raw: tuple[dict, wp.array] | None = None
+        self._infer_raw: dict[str, wp.array] | None = None  # buffers of the last inference pass (phase 1)
+        self._row_pass = False  # that pass was begun by begin_density_rows
 
     def param_groups(self) -> list[ParamGroup]:
         return self.grid.param_groups() + self.density_mlp.param_groups() + self.color_mlp.param_groups()
@@ -189,7 +190,7 @@ class NerfField(ParamsState):
         params = params or {}
         b, raw = self._density_raw(positions, params)
         density_outputs_to_sigma(raw, sigma=b["sigma"])
-        self._infer_raw = ({**b, "raw": raw}, positions)
+        self._infer_raw, self._row_pass = {**b, "raw": raw}, False
         return b["sigma"]
 
     def infer_color(self, directions: wp.array, selected: wp.array | None = None,
@@ -198,7 +199,7 @@ class NerfField(ParamsState):
         others 0)."""
         if self._infer_raw is None:
             raise RuntimeError("NerfField.infer_color needs infer_density first")
-        b = self._infer_raw[0]
+        b = self._infer_raw
         sel = b["arange"] if selected is None else selected
         self._color(b, directions, sel, (params or {}).get(self.color_mlp.name), self._infer_ws[1], keep=False)
         return b["rgb"]
@@ -210,17 +211,17 @@ class NerfField(ParamsState):
         """
         b = self._infer.get(n)
         b["sigma"].zero_()
-        self._infer_raw = (b, None)
+        self._infer_raw, self._row_pass = b, True
         return b["sigma"]
 
     def infer_density_rows(self, positions: wp.array, rows: wp.array,
                            params: dict[str, wp.array] | None = None) -> None:
         """Evaluate the densities of ``positions[rows]`` (``positions [n, 3]``, int32 ``rows [A]``) into the
         pass begun by :meth:`begin_density_rows` (same values as :meth:`infer_density` gives those rows)."""
-        if self._infer_raw is None or self._infer_raw[1] is not None:
+        if self._infer_raw is None or not self._row_pass:
             raise RuntimeError("NerfField.infer_density_rows needs begin_density_rows first")
         check_device(positions, self.device, "sample positions")
-        b = self._infer_raw[0]
+        b = self._infer_raw
         a = rows.shape[0]
         if a == 0:
             return

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_stream_dataset_sample_against_a_spawned_server(tmp_path):
     data = write_sphere_dataset(tmp_path / "sphere", n_train=8, n_val=2, size=32)
     r = subprocess.run([sys.executable, str(ROOT / "samples" / "stream_dataset.py"), str(data), "--spawn-server",
-                        "--rate", "40", "--downscale", "1", "--eval-after", "20", "--min-steps", "100", "--eval-size", "32",
-                        "--max-val", "2", "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                        "--rate", "40", "--downscale", "1", "--eval-after", "20", "--min-steps", "100",
+                        "--eval-size", "32", "--max-val", "2", "--json"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["frames_sent"] == 8 and out["n_val"] == 2 and out["render_size"] == 32
