@@ -155,7 +155,7 @@ def default_variants() -> list[Variant]:
             "image",
             hash_grids=(image_grid,),
             mlps=(MlpLayout(n_input=encoded, n_output=3, n_neurons=64, n_hidden_layers=2),),
-            image_dtypes=("uint8", "float16", "float32"),
+            image_dtypes=("uint8", "uint16", "float16", "float32"),
         ),
         Variant(
             "nerf",

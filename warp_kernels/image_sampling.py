@@ -1,11 +1,15 @@
 """Image lookups for the image primitive: stratified sample positions, bilinear texture fetches, pixel grids.
 
-Images stay in their stored dtype (uint8, float16 or float32, ``[H, W, C]`` row-major); a lookup converts only
-the fetched texels to float32 (uint8 through a 256-entry table, e.g. sRGB -> linear). The training batch
+Images stay in their stored dtype (uint8, uint16, float16 or float32, ``[H, W, C]`` row-major); a lookup
+converts only the fetched texels to float32 (integer codes through a 256- or 65536-entry table, e.g. sRGB ->
+linear). The training batch
 therefore never materialises the whole image as float32, whatever its size.
 
 Coordinates: ``x`` runs right over the width, ``y`` down over the height, both in ``[0, 1]``; pixel ``(i, j)``
-(column, row) has its centre at ``((i + 0.5) / W, (j + 0.5) / H)``. Lookups clamp to the edge.
+(column, row) has its centre at ``((i + 0.5) / W, (j + 0.5) / H)``. Lookups clamp to the edge. Renders of a window
+or at another scale use a grid of ``grid_w x grid_h`` output pixels over the same unit square (the grid may be
+fractional, e.g. ``W * scale``); a pixel's position depends only on its grid and its integer grid coordinates, so
+a window rendered alone equals the same pixels of a larger render bit for bit.
 """
 
 
@@ -27,12 +31,22 @@ __all__ = [
 ]
 
 #: Texel dtypes :func:`sample_image_bilinear` accepts (each has its own bilinear kernel).
-IMAGE_DTYPES = (wp.uint8, wp.float16, wp.float32)
+IMAGE_DTYPES = (wp.uint8, wp.uint16, wp.float16, wp.float32)
+
+#: Lookup-table length per integer texel dtype.
+_LUT_SIZE = {wp.uint8: 256, wp.uint16: 65536}
 
 
-def srgb_to_linear_lut(srgb: bool) -> np.ndarray:
-    """float32 ``[256]`` table mapping a uint8 code to a linear value (sRGB EOTF, or ``v / 255``)."""
-    v = np.arange(256, dtype=np.float64) / 255.0
+def srgb_to_linear_lut(srgb: bool, bits: int = 8) -> np.ndarray:
+    """float32 ``[2**bits]`` table mapping an integer code to a linear value (sRGB EOTF, or ``v / (2**bits - 1)``).
+
+    Args:
+        srgb: codes are sRGB-encoded (else linear).
+        bits: 8 (uint8 images) or 16 (uint16 images).
+    """
+    if bits not in (8, 16):
+        raise KernelArgumentError(f"lookup tables exist for 8- and 16-bit codes, not {bits}")
+    v = np.arange(1 << bits, dtype=np.float64) / float((1 << bits) - 1)
     if srgb:
         v = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
     return v.astype(np.float32)
@@ -78,31 +92,51 @@ def generate_stratified_positions(n: int, seed: int, *, device=None, out: wp.arr
 
 @wp.kernel(enable_backward=False)
 def _pixel_centres_kernel(
-    offset: int, start: int, width: int, height: int, out: wp.array2d(dtype=wp.float32)
+    offset: int, start: wp.int64, width: wp.int64, x0: wp.int64, y0: wp.int64, grid_w: float, grid_h: float,
+    out: wp.array2d(dtype=wp.float32)
 ):
     k = wp.tid() + offset
-    p = start + k
-    out[k, 0] = (float(p % width) + 0.5) / float(width)
-    out[k, 1] = (float(p / width) + 0.5) / float(height)
+    p = start + wp.int64(k)
+    out[k, 0] = (float(x0 + p % width) + 0.5) / grid_w
+    out[k, 1] = (float(y0 + p / width) + 0.5) / grid_h
 
 
 def generate_pixel_centres(
-    width: int, height: int, start: int, count: int, *, device=None, out: wp.array | None = None
+    width: int, height: int, start: int, count: int, *, origin: tuple[int, int] = (0, 0),
+    grid: tuple[float, float] | None = None, device=None, out: wp.array | None = None
 ) -> wp.array:
-    """Centres of pixels ``start .. start+count-1`` (row-major) of a ``width x height`` grid, float32 ``[count, 2]``."""
+    """Centres of pixels ``start .. start+count-1`` (row-major) of a ``width x height`` window, float32 ``[count, 2]``.
+
+    Args:
+        width, height: window size in output pixels.
+        start, count: the run of window pixels (row-major index) to generate.
+        origin: ``(x0, y0)`` grid coordinates of the window's top-left pixel.
+        grid: ``(grid_w, grid_h)`` output pixels across the whole unit square (may be fractional); default: the
+            window itself (``(width, height)``, i.e. a full-frame render).
+        device: device when ``out`` is not given.
+        out: optional float32 ``[>= count, 2]`` output.
+
+    Pixel ``(i, j)`` of the window is at ``((x0 + i + 0.5) / grid_w, (y0 + j + 0.5) / grid_h)``.
+    """
     device = common_device([out], device)
+    if width < 1 or height < 1 or count < 0 or start < 0 or start + count > width * height:
+        raise KernelArgumentError(f"pixels {start}..{start + count} do not lie in a {width}x{height} window")
+    gw, gh = (float(width), float(height)) if grid is None else (float(grid[0]), float(grid[1]))
+    if not (gw > 0 and gh > 0 and np.isfinite(gw) and np.isfinite(gh)):
+        raise KernelArgumentError(f"grid must be positive and finite, got {grid}")
     if out is None:
         out = wp.empty((count, 2), dtype=wp.float32, device=device)
     check_array(out, "out", dtype=wp.float32, shape=(None, 2), device=device)
     if out.shape[0] < count:
         raise KernelArgumentError(f"out holds {out.shape[0]} rows, need {count}")
-    launch_split(_pixel_centres_kernel, count, [start, width, height, out], device)
+    launch_split(_pixel_centres_kernel, count,
+                 [int(start), int(width), int(origin[0]), int(origin[1]), gw, gh, out], device)
     return out
 
 
 @functools.cache
 def _bilinear_kernel(dtype: type) -> wp.Kernel:
-    use_lut = 1 if dtype == wp.uint8 else 0
+    use_lut = 1 if dtype in _LUT_SIZE else 0
 
     @wp.func
     def fetch(img: wp.array3d(dtype=dtype), lut: wp.array(dtype=wp.float32), y: int, x: int, c: int):
@@ -144,7 +178,7 @@ def bilinear_kernel(dtype: type) -> wp.Kernel:
     (:mod:`warp_kernels.cuda_check`).
     """
     if dtype not in IMAGE_DTYPES:
-        raise KernelArgumentError(f"image dtype must be one of uint8, float16, float32, got {dtype}")
+        raise KernelArgumentError(f"image dtype must be one of uint8, uint16, float16, float32, got {dtype}")
     return _bilinear_kernel(dtype)
 
 
@@ -158,9 +192,10 @@ def sample_image_bilinear(
     """Bilinearly interpolated texels at ``positions``, converted to float32.
 
     Args:
-        image: ``[H, W, C]`` uint8, float16 or float32.
+        image: ``[H, W, C]`` uint8, uint16, float16 or float32.
         positions: float32 ``[N, 2]`` in ``[0, 1]`` (x right, y down).
-        lut: float32 ``[256]`` code -> value table, required for uint8 images (see :func:`srgb_to_linear_lut`).
+        lut: float32 code -> value table, required for integer images: ``[256]`` for uint8, ``[65536]`` for
+            uint16 (see :func:`srgb_to_linear_lut`).
         out: optional float32 ``[N, C]``.
 
     Returns:
@@ -168,13 +203,15 @@ def sample_image_bilinear(
     """
     device = common_device([image, positions, lut, out])
     if image.dtype not in IMAGE_DTYPES or image.ndim != 3:
-        raise KernelArgumentError(f"image must be [H, W, C] uint8/float16/float32, got {image.dtype} {image.shape}")
+        raise KernelArgumentError(
+            f"image must be [H, W, C] uint8/uint16/float16/float32, got {image.dtype} {image.shape}")
     check_array(positions, "positions", dtype=wp.float32, shape=(None, 2), device=device)
     n, c = positions.shape[0], image.shape[2]
-    if image.dtype == wp.uint8:
+    if image.dtype in _LUT_SIZE:
+        size = _LUT_SIZE[image.dtype]
         if lut is None:
-            raise KernelArgumentError("uint8 images need a 256-entry lut (srgb_to_linear_lut)")
-        check_array(lut, "lut", dtype=wp.float32, shape=(256,), device=device)
+            raise KernelArgumentError(f"{image.dtype.__name__} images need a {size}-entry lut (srgb_to_linear_lut)")
+        check_array(lut, "lut", dtype=wp.float32, shape=(size,), device=device)
     elif lut is None:
         lut = wp.zeros(1, dtype=wp.float32, device=device)
     if out is None:

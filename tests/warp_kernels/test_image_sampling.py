@@ -16,16 +16,17 @@ from warp_kernels.image_sampling import (
 )
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float16, np.float32])
 def test_bilinear_matches_reference(device, dtype):
     rng = np.random.default_rng(0)
-    img = (rng.random((13, 17, 3)) * (255 if dtype == np.uint8 else 1)).astype(dtype)
+    integer = np.issubdtype(dtype, np.integer)
+    img = (rng.random((13, 17, 3)) * (np.iinfo(dtype).max if integer else 1)).astype(dtype)
     pos = rng.random((500, 2)).astype(np.float32)
     pos[:4] = [[0, 0], [1, 1], [0, 1], [1, 0]]
-    lut = srgb_to_linear_lut(True)
-    values = lut[img].astype(np.float64) if dtype == np.uint8 else img.astype(np.float64)
+    lut = srgb_to_linear_lut(True, bits=8 * np.dtype(dtype).itemsize) if integer else None
+    values = lut[img].astype(np.float64) if integer else img.astype(np.float64)
     out = sample_image_bilinear(wp.array(img, device=device), wp.array(pos, device=device),
-                                lut=wp.array(lut, device=device) if dtype == np.uint8 else None).numpy()
+                                lut=wp.array(lut, device=device) if integer else None).numpy()
     np.testing.assert_allclose(out, sample_bilinear(values, pos.astype(np.float64)), rtol=1e-5, atol=1e-6)
 
 
@@ -39,12 +40,28 @@ def test_pixel_centres_hit_pixels_exactly(device):
     np.testing.assert_allclose(part, pos.numpy()[10:15])
 
 
+@pytest.mark.parametrize("grid", [(9.0, 6.0), (22.5, 13.7)])
+def test_window_of_a_grid_equals_the_same_pixels_of_the_whole_grid(device, grid):
+    gw, gh = int(np.ceil(grid[0])), int(np.ceil(grid[1]))
+    whole = generate_pixel_centres(gw, gh, 0, gw * gh, grid=grid, device=device).numpy().reshape(gh, gw, 2)
+    win = generate_pixel_centres(4, 3, 0, 12, origin=(2, 1), grid=grid, device=device).numpy().reshape(3, 4, 2)
+    np.testing.assert_array_equal(win, whole[1:4, 2:6])  # bit for bit
+    j, i = np.mgrid[0:gh, 0:gw]
+    np.testing.assert_allclose(whole[..., 0], (i + 0.5) / grid[0], rtol=1e-6)
+    np.testing.assert_allclose(whole[..., 1], (j + 0.5) / grid[1], rtol=1e-6)
+    with pytest.raises(KernelArgumentError, match="do not lie"):
+        generate_pixel_centres(4, 3, 10, 5, device=device)
+
+
 def test_srgb_lut_endpoints_and_monotone():
     lut = srgb_to_linear_lut(True)
     assert lut[0] == 0 and lut[255] == pytest.approx(1.0)
     assert lut[128] == pytest.approx(0.2158605, rel=1e-5)  # sRGB 0.502 -> linear
     assert np.all(np.diff(lut) > 0)
     np.testing.assert_allclose(srgb_to_linear_lut(False), np.arange(256) / 255.0, rtol=1e-6)
+    lut16 = srgb_to_linear_lut(True, bits=16)
+    assert lut16.shape == (65536,) and lut16[-1] == pytest.approx(1.0) and np.all(np.diff(lut16) > 0)
+    np.testing.assert_allclose(lut16[::257], lut, rtol=1e-6)  # code c * 257 in 16 bits == code c in 8 bits
 
 
 def test_stratified_positions_cover_every_stratum(device):
