@@ -73,10 +73,11 @@ class Optimizer:
 
     def snapshot(self, *, include_optimizer: bool) -> dict[str, object] | None:
         """What a task snapshot stores: everything, or only the EMA copy used for inference (None if no EMA)."""
-        state = self.state_dict()
         if include_optimizer:
-            return state
-        return {"ema": state["ema"]} if "ema" in state else None
+            return self.state_dict()
+        if self._ema is None:
+            return None
+        return {"ema": {k: a.numpy().copy() for k, a in self._ema.items()}}  # no copies of the moments
 
     def restore(self, state: dict[str, object], step: int) -> None:
         """Inverse of :meth:`snapshot`; an EMA-only snapshot keeps ``step`` so the EMA stays in use."""

@@ -66,21 +66,81 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
+class _Sink:
+    """A binary file, optionally behind a zlib stream, written in bounded pieces."""
+
+    _PIECE = 1 << 24
+
+    def __init__(self, f, compress: bool):
+        self._f = f
+        self._z = zlib.compressobj(6) if compress else None
+
+    def write(self, data) -> None:
+        mv = memoryview(data).cast("B")
+        for i in range(0, len(mv), self._PIECE):
+            piece = mv[i:i + self._PIECE]
+            self._f.write(self._z.compress(piece) if self._z is not None else piece)
+
+    def close(self) -> None:
+        if self._z is not None:
+            self._f.write(self._z.flush())
+
+
+def _bin_header(n: int) -> bytes:
+    """msgpack ``bin 8/16/32`` header of an ``n``-byte payload."""
+    if n < 1 << 8:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 1 << 16:
+        return b"\xc5" + n.to_bytes(2, "big")
+    if n < 1 << 32:
+        return b"\xc6" + n.to_bytes(4, "big")
+    raise SnapshotError(f"an array of {n} bytes is too large for msgpack (4 GiB at most)")
+
+
+def _stream(obj: Any, sink: _Sink, packer: msgpack.Packer) -> None:
+    """msgpack-encode ``obj`` into ``sink`` exactly as ``packb(obj, default=_encode)`` would, but writing array
+    data straight from the arrays' memory (no ``tobytes`` copy, no whole-document buffer)."""
+    if isinstance(obj, dict):
+        sink.write(packer.pack_map_header(len(obj)))
+        for k, v in obj.items():
+            _stream(k, sink, packer)
+            _stream(v, sink, packer)
+    elif isinstance(obj, (list, tuple)):
+        sink.write(packer.pack_array_header(len(obj)))
+        for v in obj:
+            _stream(v, sink, packer)
+    elif isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        if a.dtype.byteorder == ">":
+            a = a.astype(a.dtype.newbyteorder("<"))
+        sink.write(packer.pack_map_header(4))
+        for k, v in (("__ndarray__", True), ("dtype", a.dtype.str), ("shape", list(a.shape))):
+            sink.write(packer.pack(k))
+            sink.write(packer.pack(v))
+        sink.write(packer.pack("data"))
+        sink.write(_bin_header(a.nbytes))
+        if a.nbytes:
+            sink.write(a.reshape(-1).view(np.uint8))
+    else:
+        sink.write(packer.pack(obj))
+
+
 def write_snapshot(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus format name and version) atomically: temp file in the same folder, then rename.
 
-    ``.ingp`` files are zlib-compressed msgpack (instant-ngp's choice); any other suffix is plain msgpack.
+    ``.ingp`` files are zlib-compressed msgpack (instant-ngp's choice); any other suffix is plain msgpack. Arrays
+    are streamed from their own memory, so writing needs no second copy of the parameters.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **payload}
-    raw = msgpack.packb(doc, default=_encode, use_bin_type=True)
-    if p.suffix == ".ingp":
-        raw = zlib.compress(raw, 6)
+    packer = msgpack.Packer(default=_encode, use_bin_type=True, autoreset=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(raw)
+            sink = _Sink(f, compress=p.suffix == ".ingp")
+            _stream(doc, sink, packer)
+            sink.close()
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)

@@ -71,3 +71,20 @@ def test_failed_write_keeps_previous_file(tmp_path):
     with pytest.raises(TypeError):
         write_snapshot(p, {"state": {"x": object()}})
     assert p.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".msgpack", ".ingp"])
+def test_streamed_file_is_byte_identical_to_packb(tmp_path, suffix):
+    """Arrays are streamed from their memory; the bytes are what msgpack.packb of the whole document gives."""
+    from ngp_sdk.core.snapshot import FORMAT_NAME, _encode
+
+    payload = {"primitive": "image", "config": {"a": [1, 2.5, "x"], "b": None},
+               "state": {"params": {"grid": np.arange(10, dtype=np.float32), "empty": np.zeros((0, 3), np.float32),
+                                    "u8": np.arange(300, dtype=np.uint8)},
+                         "step": np.int64(3), "flag": np.bool_(True), "f": np.float32(1.5)},
+               "big": np.arange(1 << 17, dtype=np.float32).reshape(-1, 2)[::2]}  # > 64 KiB, non-contiguous
+    raw = write_snapshot(tmp_path / f"a{suffix}", payload).read_bytes()
+    if suffix == ".ingp":
+        raw = zlib.decompress(raw)
+    doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **payload}
+    assert raw == msgpack.packb(doc, default=_encode, use_bin_type=True)
