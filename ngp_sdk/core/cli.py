@@ -116,6 +116,9 @@ def train_and_report(session: Any, args: argparse.Namespace, *, preview: str | N
 
     t0 = time.perf_counter()
     r = session.train(steps=args.steps, seconds=args.seconds, progress=not getattr(args, "no_progress", False))
+    out = getattr(args, "out", None)
+    # the snapshot is written before the (possibly long) evaluation, so an interrupt there loses nothing
+    snapshot = str(session.save(out, include_optimizer=getattr(args, "save_optimizer", False))) if out else None
     metrics = evaluate(session) if evaluate is not None else session.evaluate()
     session.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
     result: dict[str, Any] = {
@@ -126,8 +129,7 @@ def train_and_report(session: Any, args: argparse.Namespace, *, preview: str | N
         "interrupted": r.interrupted,
         **metrics,
     }
-    out = getattr(args, "out", None)
-    if out:
+    if snapshot:  # again, now with the metrics
         result["snapshot"] = str(session.save(out, include_optimizer=getattr(args, "save_optimizer", False)))
     if preview:
         result["preview"] = str(save_image(preview, session.render(**(preview_kwargs or {}))))

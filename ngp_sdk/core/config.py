@@ -375,8 +375,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def config_from(cls: type[T], config: Any) -> T:
-    """A ``cls`` config from itself, a dict, a JSON path (comments allowed) or None (the defaults).
+#: Where the configs shipped with the SDK live (``<primitive>/<name>.json``).
+BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def bundled_configs(primitive: str) -> dict[str, Path]:
+    """Names -> paths of the configs shipped for ``primitive`` (e.g. ``{"base": ..., "gigapixel": ...}``)."""
+    return {p.stem: p for p in sorted((BUNDLED_CONFIGS / primitive).glob("*.json"))}
+
+
+def config_from(cls: type[T], config: Any, *, primitive: str | None = None) -> T:
+    """A ``cls`` config from itself, a dict, a JSON path (comments allowed), the name of a config bundled for
+    ``primitive`` (``"gigapixel"`` -> ``ngp_sdk/configs/image/gigapixel.json``) or None (the defaults).
 
     Raises:
         ConfigError: for any other type, an unreadable file or an invalid config.
@@ -388,5 +398,8 @@ def config_from(cls: type[T], config: Any) -> T:
     if isinstance(config, dict):
         return cls.from_dict(config)
     if isinstance(config, (str, os.PathLike)):
+        named = bundled_configs(primitive).get(str(config)) if primitive else None
+        if named is not None and not Path(config).exists():
+            config = named
         return cls.from_dict(load_config_file(config))
     raise ConfigError(f"config must be a {cls.__name__}, a dict or a JSON path, got {type(config).__name__}")

@@ -310,10 +310,10 @@ class Session:
         with self._lock:
             return self.task.render(**kwargs)
 
-    def evaluate(self) -> dict[str, float]:
-        """Quality metrics (e.g. PSNR) of the task against its data."""
+    def evaluate(self, **kwargs: Any) -> dict[str, float]:
+        """Quality metrics (e.g. PSNR) of the task against its data; see the task for arguments."""
         with self._lock:
-            m = self.task.evaluate()
+            m = self.task.evaluate(**kwargs)
         self.metrics.update(m)
         return m
 

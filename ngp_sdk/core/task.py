@@ -54,8 +54,8 @@ class Task(abc.ABC):
         """Render a view (float32 linear RGB ``[H, W, 3]`` for colour outputs)."""
 
     @abc.abstractmethod
-    def evaluate(self) -> dict[str, float]:
-        """Quality metrics against the training/eval data (e.g. ``psnr``)."""
+    def evaluate(self, **kwargs: Any) -> dict[str, float]:
+        """Quality metrics against the training/eval data (e.g. ``psnr``); options are the task's own."""
 
     @abc.abstractmethod
     def config_dict(self) -> dict[str, Any]:

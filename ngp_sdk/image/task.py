@@ -17,6 +17,7 @@ from ngp_sdk.core.task import Task, restore_training_state, training_state
 from ngp_sdk.image.config import ImageConfig
 from ngp_sdk.image.data import ImageData, load_image
 from ngp_sdk.image.field import ImageField
+from ngp_sdk.image.window import Window
 from warp_kernels.image_sampling import (
     generate_pixel_centres,
     generate_stratified_positions,
@@ -27,8 +28,14 @@ from warp_kernels.losses import compute_loss
 
 __all__ = ["ImageTask"]
 
-#: Rows of the output rendered per chunk (bounds memory for gigapixel renders).
+#: Output pixels rendered per chunk (bounds memory for gigapixel renders).
 RENDER_CHUNK = 1 << 18
+
+
+def _squared_error(rgb: np.ndarray, ref: np.ndarray) -> float:
+    """Sum of squared differences of two linear images clipped to [0, 1], accumulated in float64."""
+    d = (np.clip(rgb, 0, 1) - np.clip(ref, 0, 1)).ravel().astype(np.float64)
+    return float(np.dot(d, d))
 
 
 class ImageTask(Task):
@@ -67,7 +74,8 @@ class ImageTask(Task):
         if image is not None:
             # zero-copy on CPU: Warp wraps the NumPy buffer
             self._image = wp.array(image.pixels, device=self.device, copy=not self.device.is_cpu)
-            self._lut = wp.array(srgb_to_linear_lut(image.srgb), dtype=wp.float32, device=self.device)
+            lut = srgb_to_linear_lut(image.srgb, bits=image.bits) if image.pixels.dtype.kind == "u" else np.zeros(1)
+            self._lut = wp.array(lut, dtype=wp.float32, device=self.device)
             self._pos = wp.empty((b, 2), dtype=wp.float32, device=self.device)
             self._target = wp.empty((b, 3), dtype=wp.float32, device=self.device)
             self._dpred = wp.empty((b, 3), dtype=wp.float32, device=self.device)
@@ -76,19 +84,20 @@ class ImageTask(Task):
     @classmethod
     def from_data(cls, image: str | os.PathLike | ImageData | np.ndarray, *, config: Any = None,
                   device: Any = None) -> ImageTask:
-        """A task fitting ``image``: a path (PNG/JPEG/EXR), an :class:`ImageData` or an ``[H, W, 3]`` array
-        (uint8 = sRGB codes, float = linear); ``config``: an :class:`ImageConfig`, a dict or a JSON path.
+        """A task fitting ``image``: a path (PNG/JPEG/TIFF/EXR/.npy), an :class:`ImageData` or an ``[H, W, 3]``
+        array (uint8/uint16 = sRGB codes, float = linear); ``config``: an :class:`ImageConfig`, a dict, a JSON path
+        or a bundled config's name (``"base"``, ``"gigapixel"``).
 
         Raises:
             DataError: unreadable image or bad array; ConfigError: invalid config.
         """
         if isinstance(image, np.ndarray):
-            data = ImageData(pixels=np.ascontiguousarray(image), srgb=image.dtype == np.uint8)
+            data = ImageData(pixels=np.ascontiguousarray(image), srgb=image.dtype.kind == "u")
         elif isinstance(image, ImageData):
             data = image
         else:
             data = load_image(image)
-        return cls(config_from(ImageConfig, config), data, device=device)
+        return cls(config_from(ImageConfig, config, primitive="image"), data, device=device)
 
     # -- training ------------------------------------------------------------------------------------------
     def _require_image(self) -> None:
@@ -138,40 +147,91 @@ class ImageTask(Task):
         return self.config.training.batch_size
 
     # -- inference -----------------------------------------------------------------------------------------
-    def render(self, *, width: int | None = None, height: int | None = None, chunk: int = RENDER_CHUNK,
-               **_: Any) -> np.ndarray:
-        """Render float32 linear RGB ``[height, width, 3]`` (default: the original size) in bounded chunks."""
-        w, h = width or self.size[0], height or self.size[1]
-        if w <= 0 or h <= 0 or w * h > 1 << 34:
-            raise DataError(f"render size {w}x{h} is not valid")
-        out = np.empty((h * w, 3), dtype=np.float32)
-        for start, rgb in self._iter_render(w, h, chunk):
-            out[start:start + rgb.shape[0]] = rgb
-        return out.reshape(h, w, 3)
+    def render(self, *, width: int | None = None, height: int | None = None,
+               region: tuple[float, float, float, float] | None = None, scale: float | None = None,
+               window: Window | None = None, chunk: int = RENDER_CHUNK, **_: Any) -> np.ndarray:
+        """Render float32 linear RGB ``[h, w, 3]`` in bounded chunks.
 
-    def _iter_render(self, w: int, h: int, chunk: int):
+        Args:
+            width, height: render the whole image plane at this size (default: the original size).
+            region: ``(x, y, w, h)`` in original-image pixels to render instead of the whole plane.
+            scale: output pixels per original pixel for ``region`` (default 1; > 1 zooms past the training
+                resolution).
+            window: an explicit :class:`~ngp_sdk.image.window.Window` (overrides the others).
+            chunk: pixels per inference launch.
+        """
+        win = self.window(width=width, height=height, region=region, scale=scale) if window is None else window
+        out = np.empty((win.pixels, 3), dtype=np.float32)
+        for start, rgb in self.iter_render(win, chunk=chunk):
+            out[start:start + rgb.shape[0]] = rgb
+        return out.reshape(win.height, win.width, 3)
+
+    def window(self, *, width: int | None = None, height: int | None = None,
+               region: tuple[float, float, float, float] | None = None, scale: float | None = None) -> Window:
+        """The :class:`~ngp_sdk.image.window.Window` a :meth:`render` with these arguments produces."""
+        if region is not None or scale is not None:
+            if width is not None or height is not None:
+                raise DataError("pass either width/height (whole image) or region/scale, not both")
+            return Window.region(self.size, region, 1.0 if scale is None else float(scale))
+        return Window.full(width or self.size[0], height or self.size[1])
+
+    def iter_render(self, window: Window, *, chunk: int = RENDER_CHUNK):
+        """Yield ``(start, rgb)``: runs of at most ``chunk`` row-major pixels of ``window`` as float32 ``[n, 3]``."""
+        if chunk < 1:
+            raise DataError(f"chunk must be >= 1, got {chunk}")
         params = self.optimizer.inference_params()
-        total = w * h
+        total = window.pixels
         pos = wp.empty((min(chunk, total), 2), dtype=wp.float32, device=self.device)
         for start in range(0, total, chunk):
             count = min(chunk, total - start)
             p = pos if count == pos.shape[0] else pos[:count]
-            generate_pixel_centres(w, h, start, count, out=p)
+            generate_pixel_centres(window.width, window.height, start, count, origin=window.origin,
+                                   grid=window.grid, out=p)
             yield start, self.field.infer(p, params, workspace=self._render_ws).numpy()
 
-    def evaluate(self) -> dict[str, float]:
-        """PSNR (dB) and MSE over every pixel of the training image, linear values clipped to [0, 1]."""
+    def evaluate(self, *, pixels: int | None = None, seed: int = 0, chunk: int = RENDER_CHUNK,
+                 progress: bool = False) -> dict[str, float]:
+        """PSNR (dB) and MSE over the training image, linear values clipped to [0, 1], streamed in chunks.
+
+        Args:
+            pixels: evaluate a fixed random subset of this many pixels (``seed``) instead of every pixel.
+            seed: subset seed.
+            chunk: pixels per inference launch.
+            progress: show a progress bar.
+        """
         self._require_image()
         w, h = self.size
+        total = w * h
+        if pixels is not None and pixels < total:
+            return self._evaluate_subset(int(pixels), seed, chunk)
+        from tqdm import tqdm
+
         sq = 0.0
-        for start, rgb in self._iter_render(w, h, RENDER_CHUNK):
-            rows = start // w
-            n_rows = rgb.shape[0] // w
-            ref = self.image.linear_rows(rows, rows + n_rows).reshape(-1, 3)
-            d = np.clip(rgb, 0, 1) - np.clip(ref, 0, 1)
-            sq += float(np.dot(d.ravel().astype(np.float64), d.ravel().astype(np.float64)))
-        mse = sq / (w * h * 3)
+        with tqdm(total=total, unit="px", unit_scale=True, desc="evaluate",
+                  disable=not progress or total < 1 << 24, leave=False) as bar:
+            for start, rgb in self.iter_render(Window.full(w, h), chunk=chunk):
+                ref = self.image.linear_run(start, rgb.shape[0])
+                sq += _squared_error(rgb, ref)
+                bar.update(rgb.shape[0])
+        mse = sq / (total * 3)
         return {"psnr": psnr_from_mse(mse), "mse": mse}
+
+    def _evaluate_subset(self, n: int, seed: int, chunk: int) -> dict[str, float]:
+        w, h = self.size
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(w * h, size=n, replace=False) if w * h <= 1 << 26
+                      else rng.integers(0, w * h, size=n, dtype=np.int64))
+        params = self.optimizer.inference_params()
+        sq = 0.0
+        for start in range(0, n, chunk):
+            part = idx[start:start + chunk]
+            xy = np.stack([((part % w).astype(np.float32) + np.float32(0.5)) / np.float32(w),
+                           ((part // w).astype(np.float32) + np.float32(0.5)) / np.float32(h)], axis=1)
+            pos = wp.array(xy, dtype=wp.float32, device=self.device)
+            rgb = self.field.infer(pos, params, workspace=self._render_ws).numpy()
+            sq += _squared_error(rgb, self.image.linear_pixels(part))
+        mse = sq / (n * 3)
+        return {"psnr": psnr_from_mse(mse), "mse": mse, "pixels": n}
 
     # -- snapshots -----------------------------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

@@ -1,0 +1,28 @@
+"""Bounded-memory renders of an image field to 8-bit sRGB codes (3 bytes per output pixel, chunked inference)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from ngp_sdk.core.images import linear_to_srgb_codes
+from ngp_sdk.image.window import Window
+
+__all__ = ["render_codes"]
+
+
+def render_codes(render: Callable[[Window], Iterator[tuple[int, np.ndarray]]], window: Window) -> np.ndarray:
+    """Render ``window`` as uint8 sRGB codes ``[h, w, 3]``.
+
+    Args:
+        render: ``render(window)`` yields ``(start, rgb)`` runs of float32 linear RGB
+            (:meth:`ngp_sdk.image.task.ImageTask.iter_render`).
+        window: the output pixels.
+
+    Each run is converted as soon as it is rendered, so peak memory is the output codes plus one run.
+    """
+    out = np.empty((window.pixels, 3), dtype=np.uint8)
+    for start, rgb in render(window):
+        out[start:start + rgb.shape[0]] = linear_to_srgb_codes(rgb)
+    return out.reshape(window.height, window.width, 3)
