@@ -56,6 +56,7 @@ def add_commands(sub) -> None:
     rd.add_argument("--scale", type=positive_float, default=None,
                     help="output pixels per original pixel for --region (default 1; > 1 zooms in)")
     rd.add_argument("--out", required=True, help="output image (PNG/JPEG/EXR)")
+    rd.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     rd.set_defaults(handler=_cmd_render)
 
     py = image.add_parser("pyramid", help="write a Deep Zoom tile pyramid + OpenSeadragon viewer of a snapshot")
@@ -97,7 +98,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.out.lower().endswith(EXR_SUFFIXES):
         img = task.render(window=win)
     else:  # 3 bytes per output pixel in memory, not 12
-        img = render_codes(task.iter_render, win)
+        img = render_codes(task.iter_render, win, progress=not args.no_progress)
     path = save_image(args.out, img)
     print(f"wrote {path} ({win.width}x{win.height}) in {time.perf_counter() - t0:.2f} s")
     return 0

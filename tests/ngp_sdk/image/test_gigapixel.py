@@ -279,3 +279,32 @@ def test_pyramid_opens_in_a_headless_browser_and_shows_the_image(tmp_path, devic
     seen = shot[h // 2 - 3:h // 2 + 3, w // 2 - 3:w // 2 + 3].reshape(-1, 3).mean(axis=0)
     assert np.abs(seen - centre).max() < 20, (seen, centre)
     assert shot[h // 4:3 * h // 4, w // 4:3 * w // 4].std() > 10  # the image, not an empty page
+
+
+def test_cli_train_render_region_and_pyramid_on_an_awkward_width(tmp_path, capsys):
+    """The reported defect: a 1000-px-wide photo broke evaluation at the end of ``ngp image train``."""
+    import json
+
+    from ngp_sdk.cli import main
+    from ngp_sdk.core.images import save_image
+
+    img = pattern(263, 1000)
+    save_image(tmp_path / "photo.png", img)  # uint8 input is written as codes
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY.to_dict()))
+    snap = tmp_path / "p.ingp"
+    assert main(["image", "train", str(tmp_path / "photo.png"), "--steps", "2", "--config", str(cfg),
+                 "--out", str(snap), "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["steps"] == 2 and np.isfinite(out["psnr"])
+    assert main(["image", "render", str(snap), "--region", "990,250,20,20", "--scale", "2.5",
+                 "--out", str(tmp_path / "crop.png")]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "crop.png").size == (50, 50)
+    assert main(["image", "pyramid", str(snap), "--out", str(tmp_path / "pyr"), "--json", "--no-progress"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["size"] == [1000, 263] and (tmp_path / "pyr" / "index.html").is_file()
+    with pytest.raises(SystemExit) as e:  # argparse: a usage error
+        main(["image", "render", str(snap), "--region", "0,0,0,5", "--out", str(tmp_path / "x.png")])
+    assert e.value.code == 2
