@@ -9,11 +9,12 @@ Public surface::
     s.save("photo.ingp")
 
 Packages: :mod:`ngp_sdk.core` (primitive-agnostic: session, fields, optimiser, snapshots, registry) and one
-package per primitive (:mod:`ngp_sdk.image`, :mod:`ngp_sdk.nerf`, :mod:`ngp_sdk.sdf`). Importing ``ngp_sdk``
+package per primitive (:mod:`ngp_sdk.image`, :mod:`ngp_sdk.nerf`, :mod:`ngp_sdk.sdf`,
+:mod:`ngp_sdk.nrc`). Importing ``ngp_sdk``
 registers the built-in primitives with :mod:`ngp_sdk.core.registry`.
 """
 
-from ngp_sdk import image, nerf, sdf  # noqa: F401 - each primitive package registers itself
+from ngp_sdk import image, nerf, nrc, sdf  # noqa: F401 - each primitive package registers itself
 from ngp_sdk.core.errors import ConfigError, DataError, DeviceError, NgpError, SnapshotError
 from ngp_sdk.core.session import Session, TrainResult
 from ngp_sdk.image.config import ImageConfig

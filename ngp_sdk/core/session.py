@@ -116,6 +116,18 @@ class Session:
         return cls.create("image", image, config=config, device=device)
 
     @classmethod
+    def nrc(cls, scene: Any = None, *, config: Any = None, device: Any = None, **kwargs: Any) -> Session:
+        """A session rendering ``scene`` with a neural radiance cache trained online (``step()`` = one frame).
+
+        Args:
+            scene: a Mitsuba 3 XML path, a scene description dict, a ``Scene``, or None (the Cornell box).
+            config: an ``NrcConfig``, a dict or a JSON path.
+            device: Warp device (``None`` = Warp's current).
+            kwargs: e.g. ``reference=`` (a ground-truth image for ``evaluate``).
+        """
+        return cls.create("nrc", scene, config=config, device=device, **kwargs)
+
+    @classmethod
     def sdf(cls, mesh: Any, *, config: Any = None, device: Any = None) -> Session:
         """A session that fits a signed distance function to a triangle mesh.
 

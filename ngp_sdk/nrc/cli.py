@@ -1,0 +1,116 @@
+"""``ngp nrc render|reference``: the NRC part of the command line (registered through the primitive registry)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ngp_sdk.core.cli import add_output_options, emit, positive_float, positive_int
+
+__all__ = ["add_commands"]
+
+
+def add_commands(sub) -> None:
+    """Add ``ngp nrc render`` and ``ngp nrc reference`` to the ``ngp`` sub-command parsers ``sub``."""
+    nrc = sub.add_parser("nrc", help="neural radiance caching in a Warp path tracer").add_subparsers(
+        dest="action", required=True)
+    rd = nrc.add_parser("render", help="render frames with the cache training online (or plain path tracing)")
+    rd.add_argument("scene", nargs="?", default=None, help="Mitsuba 3 XML scene (default: the built-in Cornell box)")
+    budget = rd.add_mutually_exclusive_group()
+    budget.add_argument("--frames", type=positive_int, default=None, help="frames to render (default 60)")
+    budget.add_argument("--seconds", type=positive_float, default=None, help="render frames for this long")
+    rd.add_argument("--mode", choices=("nrc", "pt"), default="nrc", help="cache (nrc) or plain path tracing (pt)")
+    rd.add_argument("--spp", type=positive_int, default=1, help="samples per pixel per frame")
+    rd.add_argument("--accumulate", action="store_true", help="write the mean of all frames, not the last")
+    rd.add_argument("--width", type=positive_int, default=None, help="override the film width")
+    rd.add_argument("--height", type=positive_int, default=None, help="override the film height")
+    rd.add_argument("--config", default=None, help="cache config (tcnn JSON with an 'nrc' section)")
+    rd.add_argument("--out", required=True, help="output image (.exr keeps linear radiance; .png is sRGB)")
+    add_output_options(rd)
+    rd.set_defaults(handler=_cmd_render)
+
+    ref = nrc.add_parser("reference", help="progressive path-traced ground truth (bounded memory)")
+    ref.add_argument("scene", nargs="?", default=None)
+    ref.add_argument("--spp", type=positive_int, default=4096)
+    ref.add_argument("--width", type=positive_int, default=None)
+    ref.add_argument("--height", type=positive_int, default=None)
+    ref.add_argument("--out", required=True, help="output image (.exr)")
+    add_output_options(ref)
+    ref.set_defaults(handler=_cmd_reference)
+
+
+def _frame_loop(render_one, frames: int | None, seconds: float | None, accumulate: bool, progress: bool):
+    import numpy as np
+    from tqdm import tqdm
+
+    total, img, n = None, None, 0
+    limit = frames if frames is not None else (None if seconds is not None else 60)
+    t0 = time.perf_counter()
+    with tqdm(total=limit, unit="frame", disable=not progress, leave=False) as bar:
+        while True:
+            if limit is not None and n >= limit:
+                break
+            if seconds is not None and n > 0 and time.perf_counter() - t0 >= seconds:
+                break
+            try:
+                img = render_one()
+            except KeyboardInterrupt:
+                break
+            n += 1
+            if accumulate:
+                total = img.astype(np.float64) if total is None else total + img
+            bar.update(1)
+    elapsed = time.perf_counter() - t0
+    out = (total / n).astype(np.float32) if accumulate and n else img
+    return out, n, elapsed
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ngp_sdk.core.images import save_image
+    from ngp_sdk.nrc.task import NrcTask, load_scene
+
+    scene = load_scene(args.scene, width=args.width, height=args.height)
+    if args.mode == "pt":
+        from ngp_sdk.nrc.tracer import PathTracer
+
+        pt = PathTracer(scene, device=args.device)
+        pt.render(spp=1)  # compile before the clock starts
+
+        def render_one():
+            return pt.render(spp=args.spp, batch=args.spp)
+    else:
+        task = NrcTask.from_data(scene, config=args.config, device=args.device)
+        task.warmup()
+
+        def render_one():
+            frames = [task.renderer.render_frame(train=True) for _ in range(args.spp)]
+            task.step_count += args.spp
+            return np.mean(frames, axis=0) if len(frames) > 1 else frames[0]
+
+    img, n, elapsed = _frame_loop(render_one, args.frames, args.seconds, args.accumulate, not args.no_progress)
+    if img is None:
+        return 130
+    path = save_image(args.out, img)
+    emit(args, {"frames": n, "seconds": round(elapsed, 3), "ms_per_frame": round(1000 * elapsed / n, 2),
+                "spp": args.spp, "mode": args.mode, "width": scene.sensor.width, "height": scene.sensor.height,
+                "out": str(path)})
+    return 0
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from ngp_sdk.core.images import save_image
+    from ngp_sdk.nrc.task import load_scene
+    from ngp_sdk.nrc.tracer import PathTracer
+
+    scene = load_scene(args.scene, width=args.width, height=args.height)
+    pt = PathTracer(scene, device=args.device)
+    t0 = time.perf_counter()
+    img = pt.render(spp=args.spp, batch=min(64, args.spp), progress=not args.no_progress)
+    path = save_image(args.out, img)
+    elapsed = time.perf_counter() - t0
+    paths = scene.sensor.width * scene.sensor.height * args.spp
+    emit(args, {"spp": args.spp, "seconds": round(elapsed, 3), "paths_per_second": round(paths / elapsed),
+                "out": str(path)})
+    return 0
