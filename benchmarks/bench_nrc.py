@@ -122,6 +122,9 @@ def main() -> None:
     ap.add_argument("--moving-reference-spp", type=int, default=1024)
     ap.add_argument("--workdir", default=str(Path.home() / ".cache" / "ngp-sdk" / "bench_nrc"))
     args = ap.parse_args()
+    import warp as wp
+
+    wp.config.log_level = wp.LOG_ERROR  # stdout carries only the JSON
     result = {"benchmark": "nrc", "machine": machine_info(), "scenes": [bench_scene(s, args) for s in args.scenes]}
     print(json.dumps(result, indent=1))
 
