@@ -2,7 +2,8 @@
 
 Run (the command of the recorded numbers):
 
-    python benchmarks/bench_nrc.py --size 256 --reference-spp 4096 --warmup-frames 100
+    python benchmarks/bench_nrc.py --size 256 --reference-spp 4096 --warmup-frames 100 --moving-light \
+        --images docs/images
 
 Per scene (the built-in Cornell box and its glossy variant: a rough-gold box and a mirror box), one JSON entry:
 
@@ -10,8 +11,8 @@ Per scene (the built-in Cornell box and its glossy variant: a rough-gold box and
    with the path tracer's paths/s.
 2. NRC: ``--warmup-frames`` frames with the cache training online, then ``--frames`` more; each frame's
    relative MSE (``mean((x - ref)^2 / (ref^2 + 0.01))``) and its wall time; ``ms_per_frame`` is their median.
-3. Path tracing at the same wall time per frame: the spp that fits in NRC's median frame time (at least 1),
-   ``--frames`` independent frames, their relative MSE.
+3. Path tracing at the same wall time per frame: the spp that fits in NRC's median frame time (rounded, at
+   least 1; PT's time per spp measured on 8 spp), ``--frames`` independent frames, their relative MSE.
    ``ratio = median relMSE(NRC) / median relMSE(PT)`` (the bar: <= 0.5).
 4. ``--moving-light``: after the measurement the light moves by ``--light-offset``; the cache keeps training;
    the frame errors against a reference of the moved scene (``--moving-reference-spp``) are listed per frame, and
@@ -71,15 +72,15 @@ def bench_scene(name: str, args) -> dict:
     pt = PathTracer(scene, seed=7)
     pt.render(spp=1)
     t = time.perf_counter()
-    pt.render(spp=4, batch=4)
-    per_spp = (time.perf_counter() - t) / 4
-    spp = max(1, int(ms / per_spp))
+    pt.render(spp=8, batch=8)
+    per_spp = (time.perf_counter() - t) / 8
+    spp = max(1, round(ms / per_spp))
     pt_err, pt_t = [], []
     for _ in range(args.frames):
         t = time.perf_counter()
-        img = pt.render(spp=spp, batch=spp)
+        pt_img = pt.render(spp=spp, batch=spp)
         pt_t.append(time.perf_counter() - t)
-        pt_err.append(relative_mse(img, ref))
+        pt_err.append(relative_mse(pt_img, ref))
     out = {"scene": name, "size": args.size, "reference": ref_info,
            "nrc": {"ms_per_frame": round(1000 * ms, 1), "relmse_median": statistics.median(nrc_err),
                    "relmse": nrc_err, "timings_s": {k: round(v, 2) for k, v in nrc.timings.items()},
@@ -88,6 +89,12 @@ def bench_scene(name: str, args) -> dict:
                   "relmse_median": statistics.median(pt_err), "relmse": pt_err},
            }
     out["ratio"] = round(out["nrc"]["relmse_median"] / out["pt"]["relmse_median"], 3)
+    if args.images:
+        from ngp_sdk.core.images import save_image
+
+        gap = np.ones((ref.shape[0], 4, 3), np.float32)
+        side = np.concatenate([pt_img, gap, img, gap, ref], axis=1)
+        out["picture"] = str(save_image(Path(args.images) / f"nrc_{name}.png", side))
     if args.moving_light:
         moved = load_scene(name, width=args.size, height=args.size)
         mref_path = work / f"ref_{name}_{args.size}_{args.moving_reference_spp}_moved.npy"
@@ -121,6 +128,7 @@ def main() -> None:
     ap.add_argument("--moving-frames", type=int, default=60)
     ap.add_argument("--moving-reference-spp", type=int, default=1024)
     ap.add_argument("--workdir", default=str(Path.home() / ".cache" / "ngp-sdk" / "bench_nrc"))
+    ap.add_argument("--images", default=None, help="folder for side-by-side PNGs: PT | NRC | reference")
     args = ap.parse_args()
     import warp as wp
 

@@ -29,8 +29,8 @@ from .bsdf import DIFFUSE, Material, bsdf_sample
 from .device import KernelArgumentError, common_device
 from .parallel import launch_split
 from .path_tracing import (
-    Camera,
-    LightTable,
+    SceneArgs,
+    camera_ray,
     emitter_mis_weight,
     luminance,
     onb_bitangent,
@@ -138,12 +138,7 @@ def _write_inputs(c: CacheInputs, i: int, p: wp.vec3, wi: wp.vec3, ns: wp.vec3, 
 @wp.kernel(enable_backward=False)
 def _nrc_frame_kernel(
     offset: int,
-    mesh: wp.uint64,
-    tri_material: wp.array(dtype=int),
-    materials: wp.array(dtype=Material),
-    lights: LightTable,
-    env: wp.vec3,
-    cam: Camera,
+    scene: SceneArgs,
     width: int,
     height: int,
     seed: int,
@@ -179,10 +174,8 @@ def _nrc_frame_kernel(
     unbiased = int(0)
     if is_train == 1 and unbiased_every > 0 and ti % unbiased_every == 0:
         unbiased = 1
-    fx = 2.0 * (float(px) + wp.randf(rng)) / float(width) - 1.0
-    fy = 1.0 - 2.0 * (float(py) + wp.randf(rng)) / float(height)
-    d = wp.normalize(cam.forward + fx * cam.right + fy * cam.up)
-    o = cam.origin
+    d = camera_ray(scene.cam, px, py, width, height, wp.randf(rng), wp.randf(rng))
+    o = scene.cam.origin
     radiance = wp.vec3(0.0, 0.0, 0.0)
     beta = wp.vec3(1.0, 1.0, 1.0)
     prev_pdf = float(0.0)
@@ -196,23 +189,23 @@ def _nrc_frame_kernel(
     if is_train == 1:
         end_valid[ti] = 0
     while True:
-        q = wp.mesh_query_ray(mesh, o, d, 1.0e30)
+        q = wp.mesh_query_ray(scene.mesh, o, d, 1.0e30)
         if not q.result:
             if rendering == 1:
-                radiance = radiance + wp.cw_mul(beta, env)
+                radiance = radiance + wp.cw_mul(beta, scene.env)
             elif n_rec > 0:
                 j = ti * max_train_vertices + n_rec - 1
-                rec_c[j] = rec_c[j] + wp.cw_mul(rec_w[j], env)
+                rec_c[j] = rec_c[j] + wp.cw_mul(rec_w[j], scene.env)
             break
         f = q.face
         p = o + q.t * d
-        n = wp.mesh_eval_face_normal(mesh, f)
-        mat = materials[tri_material[f]]
+        n = wp.mesh_eval_face_normal(scene.mesh, f)
+        mat = scene.materials[scene.tri_material[f]]
         wi = -d
         cos_front = wp.dot(n, wi)
         emitted = wp.vec3(0.0, 0.0, 0.0)
         if cos_front > 0.0 and luminance(mat.emission) > 0.0:
-            emitted = emitter_mis_weight(lights, f, q.t, cos_front, prev_pdf, prev_delta) * mat.emission
+            emitted = emitter_mis_weight(scene.lights, f, q.t, cos_front, prev_pdf, prev_delta) * mat.emission
         if rendering == 1:
             radiance = radiance + wp.cw_mul(beta, emitted)
         if n_rec > 0:  # the previous training vertex found this emission with its BSDF sample
@@ -253,8 +246,7 @@ def _nrc_frame_kernel(
         if is_train == 1:
             if n_rec >= max_train_vertices:
                 break
-        direct = sample_direct(mesh, tri_material, materials, lights, mat, p_off, ns, t, b, wi_l, wp.randf(rng),
-                               wp.randf(rng), wp.randf(rng))
+        direct = sample_direct(scene, mat, p_off, ns, t, b, wi_l, wp.randf(rng), wp.randf(rng), wp.randf(rng))
         if rendering == 1:
             radiance = radiance + wp.cw_mul(beta, direct)
         bs = bsdf_sample(mat, wi_l, wp.randf(rng), wp.randf(rng))
@@ -303,8 +295,8 @@ def trace_nrc_frame(
     """Trace one frame of cache-terminated paths (and training suffixes) into ``buffers``.
 
     Args:
-        scene: a device scene with ``mesh``, ``tri_material``, ``materials``, ``lights``, ``camera`` and a host
-            ``scene`` (film size, ``env``, ``max_depth``, ``rr_depth``), e.g. ``ngp_sdk.nrc.scene.DeviceScene``.
+        scene: a device scene with ``kernel_args()`` (a :class:`~warp_kernels.path_tracing.SceneArgs`) and a
+            host ``scene`` (film size, ``max_depth``, ``rr_depth``), e.g. ``ngp_sdk.nrc.scene.DeviceScene``.
         buffers: outputs, sized for the film and ``ceil(P / train_stride)`` training paths.
         seed: per-frame seed.
         spread_c: area-spread threshold ``c`` (the paper's 0.01).
@@ -324,8 +316,7 @@ def trace_nrc_frame(
     inv = 1.0 / np.maximum(hi - lo, 1e-9)
     b = buffers
     launch_split(_nrc_frame_kernel, n, [
-        scene.mesh.id, scene.tri_material, scene.materials, scene.lights, wp.vec3(*map(float, s.env)),
-        scene.camera, int(w), int(h), int(seed) & 0x7FFFFFFF, int(s.max_depth), int(s.rr_depth), float(spread_c),
+        scene.kernel_args(), int(w), int(h), int(seed) & 0x7FFFFFFF, int(s.max_depth), int(s.rr_depth), float(spread_c),
         int(train_stride), int(train_offset), int(unbiased_every), int(b.max_train_vertices),
         wp.vec3(*lo.astype(np.float32)), wp.vec3(*inv.astype(np.float32)),
         b.prefix, b.throughput, b.query, b.query_valid, b.records, b.rec_c, b.rec_w, b.rec_count, b.end,

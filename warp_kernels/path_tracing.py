@@ -26,7 +26,8 @@ from .bsdf import CONDUCTOR, Material, bsdf_eval, bsdf_pdf, bsdf_sample
 from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
-__all__ = ["Camera", "LightTable", "trace_paths", "make_camera"]
+__all__ = ["Camera", "LightTable", "SceneArgs", "trace_paths", "make_camera", "make_scene_args", "camera_ray",
+           "sample_direct", "emitter_mis_weight"]
 
 #: Ray-origin offset along the normal (scene units; scenes are ~1-10 units across).
 _EPS = wp.constant(1e-4)
@@ -59,6 +60,32 @@ class LightTable:
     tri_pmf: wp.array(dtype=float)
     tri_area: wp.array(dtype=float)
     count: int
+
+
+@wp.struct
+class SceneArgs:
+    """Everything a path needs from the scene: the triangle BVH ``mesh`` (id), ``tri_material`` [F],
+    ``materials`` [M], the NEE ``lights``, the constant environment radiance ``env`` and the camera ``cam``."""
+
+    mesh: wp.uint64
+    tri_material: wp.array(dtype=int)
+    materials: wp.array(dtype=Material)
+    lights: LightTable
+    env: wp.vec3
+    cam: Camera
+
+
+def make_scene_args(mesh: wp.Mesh, tri_material: wp.array, materials: wp.array, lights: LightTable,
+                    camera: Camera, env=(0.0, 0.0, 0.0)) -> SceneArgs:
+    """A :class:`SceneArgs` from its parts."""
+    a = SceneArgs()
+    a.mesh = mesh.id
+    a.tri_material = tri_material
+    a.materials = materials
+    a.lights = lights
+    a.env = wp.vec3(*map(float, env))
+    a.cam = camera
+    return a
 
 
 def make_camera(origin, forward, up, fov_deg: float, width: int, height: int, fov_axis: str = "x",
@@ -144,11 +171,16 @@ def emitter_mis_weight(lights: LightTable, face: int, dist: float, cos_light: fl
 
 
 @wp.func
+def camera_ray(cam: Camera, px: int, py: int, width: int, height: int, u: float, v: float) -> wp.vec3:
+    """Unit direction through the point ``(px + u, py + v)`` of the film (box filter)."""
+    fx = 2.0 * (float(px) + u) / float(width) - 1.0
+    fy = 1.0 - 2.0 * (float(py) + v) / float(height)
+    return wp.normalize(cam.forward + fx * cam.right + fy * cam.up)
+
+
+@wp.func
 def sample_direct(
-    mesh: wp.uint64,
-    tri_material: wp.array(dtype=int),
-    materials: wp.array(dtype=Material),
-    lights: LightTable,
+    scene: SceneArgs,
     mat: Material,
     p_off: wp.vec3,
     ns: wp.vec3,
@@ -162,6 +194,8 @@ def sample_direct(
     """Next-event estimate of direct light leaving ``p_off`` towards ``wi_l`` (MIS-weighted against BSDF
     sampling; zero for delta materials or without lights)."""
     out = wp.vec3(0.0, 0.0, 0.0)
+    lights = scene.lights
+    mesh = scene.mesh
     if mat.kind == CONDUCTOR or lights.count == 0:
         return out
     li = _pick_light(lights.cdf, lights.count, u0)
@@ -188,7 +222,7 @@ def sample_direct(
                 pl = pmf / lights.tri_area[ltri] * dist * dist / cos_l
                 pb = bsdf_pdf(mat, wi_l, wo_l)
                 w = pl * pl / (pl * pl + pb * pb)
-                out = (w / pl) * wp.cw_mul(fval, materials[tri_material[ltri]].emission)
+                out = (w / pl) * wp.cw_mul(fval, scene.materials[scene.tri_material[ltri]].emission)
     else:
         to_l = lights.position[li] - p_off
         dist = wp.length(to_l)
@@ -223,12 +257,7 @@ def luminance(c: wp.vec3) -> float:
 @wp.kernel(enable_backward=False)
 def _trace_kernel(
     offset: int,
-    mesh: wp.uint64,
-    tri_material: wp.array(dtype=int),
-    materials: wp.array(dtype=Material),
-    lights: LightTable,
-    env: wp.vec3,
-    cam: Camera,
+    scene: SceneArgs,
     width: int,
     height: int,
     spp: int,
@@ -243,28 +272,26 @@ def _trace_kernel(
     total = wp.vec3(0.0, 0.0, 0.0)
     for s in range(spp):
         rng = wp.rand_init(seed, tid * spp + s)
-        fx = 2.0 * (float(px) + wp.randf(rng)) / float(width) - 1.0
-        fy = 1.0 - 2.0 * (float(py) + wp.randf(rng)) / float(height)
-        d = wp.normalize(cam.forward + fx * cam.right + fy * cam.up)
-        o = cam.origin
+        d = camera_ray(scene.cam, px, py, width, height, wp.randf(rng), wp.randf(rng))
+        o = scene.cam.origin
         radiance = wp.vec3(0.0, 0.0, 0.0)
         beta = wp.vec3(1.0, 1.0, 1.0)
         prev_pdf = float(0.0)
         prev_delta = int(1)
         depth = int(1)
         while True:
-            q = wp.mesh_query_ray(mesh, o, d, 1.0e30)
+            q = wp.mesh_query_ray(scene.mesh, o, d, 1.0e30)
             if not q.result:
-                radiance = radiance + wp.cw_mul(beta, env)
+                radiance = radiance + wp.cw_mul(beta, scene.env)
                 break
             f = q.face
             p = o + q.t * d
-            n = wp.mesh_eval_face_normal(mesh, f)
-            mat = materials[tri_material[f]]
+            n = wp.mesh_eval_face_normal(scene.mesh, f)
+            mat = scene.materials[scene.tri_material[f]]
             wi = -d
             cos_front = wp.dot(n, wi)
             if cos_front > 0.0 and _luminance(mat.emission) > 0.0:
-                w = emitter_mis_weight(lights, f, q.t, cos_front, prev_pdf, prev_delta)
+                w = emitter_mis_weight(scene.lights, f, q.t, cos_front, prev_pdf, prev_delta)
                 radiance = radiance + w * wp.cw_mul(beta, mat.emission)
             if max_depth >= 0 and depth >= max_depth:
                 break
@@ -280,8 +307,7 @@ def _trace_kernel(
             u0 = wp.randf(rng)
             u1 = wp.randf(rng)
             u2 = wp.randf(rng)
-            direct = sample_direct(mesh, tri_material, materials, lights, mat, p_off, ns, t, b, wi_l, u0, u1, u2)
-            radiance = radiance + wp.cw_mul(beta, direct)
+            radiance = radiance + wp.cw_mul(beta, sample_direct(scene, mat, p_off, ns, t, b, wi_l, u0, u1, u2))
             bs = bsdf_sample(mat, wi_l, wp.randf(rng), wp.randf(rng))
             if bs.valid == 0:
                 break
@@ -301,11 +327,7 @@ def _trace_kernel(
 
 
 def trace_paths(
-    mesh: wp.Mesh,
-    tri_material: wp.array,
-    materials: wp.array,
-    lights: LightTable,
-    camera: Camera,
+    scene: SceneArgs,
     width: int,
     height: int,
     accum: wp.array,
@@ -314,36 +336,29 @@ def trace_paths(
     seed: int = 0,
     max_depth: int = -1,
     rr_depth: int = 5,
-    env: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> wp.array:
     """Add the summed radiance of ``spp`` new paths per pixel to ``accum`` (vec3 ``[height * width]``, row-major).
 
     Args:
-        mesh: the scene's triangles (``wp.Mesh``; normals from the winding).
-        tri_material: int32 ``[F]`` material index per triangle.
-        materials: :class:`~warp_kernels.bsdf.Material` ``[M]``.
-        lights: NEE light table (see :class:`LightTable`).
-        camera: :func:`make_camera`.
+        scene: the scene's device arrays (:func:`make_scene_args`).
         width, height: image size in pixels.
         accum: vec3 ``[width * height]`` accumulator (sum of linear radiance over all samples so far).
         spp: paths per pixel in this launch.
         seed: RNG seed (use a new one per launch).
         max_depth: longest path in vertices (Mitsuba's convention; -1 = unbounded).
         rr_depth: first vertex depth at which Russian roulette may stop a path.
-        env: constant environment radiance.
 
     Returns:
         ``accum``.
     """
-    device = common_device([tri_material, materials, accum])
+    device = common_device([scene.tri_material, scene.materials, accum])
     n = width * height
     if width < 1 or height < 1 or spp < 1:
         raise KernelArgumentError(f"need width, height, spp >= 1, got {width}, {height}, {spp}")
     check_array(accum, "accum", dtype=wp.vec3, shape=(n,), device=device)
-    check_array(tri_material, "tri_material", dtype=wp.int32, device=device)
+    check_array(scene.tri_material, "tri_material", dtype=wp.int32, device=device)
     if max_depth == 0:
         return accum
-    launch_split(_trace_kernel, n, [mesh.id, tri_material, materials, lights, wp.vec3(*map(float, env)), camera,
-                                    int(width), int(height), int(spp), int(seed) & 0x7FFFFFFF, int(max_depth),
-                                    int(rr_depth), accum], device)
+    launch_split(_trace_kernel, n, [scene, int(width), int(height), int(spp), int(seed) & 0x7FFFFFFF,
+                                    int(max_depth), int(rr_depth), accum], device)
     return accum

@@ -225,6 +225,13 @@ class DeviceScene:
         self._emitter_vertices = np.unique(f[emissive].ravel())
         self._points = np.asarray([p for p, _ in scene.point_lights], np.float32).reshape(-1, 3)
 
+    def kernel_args(self):
+        """The :class:`~warp_kernels.path_tracing.SceneArgs` of the scene as it is now (camera included)."""
+        from warp_kernels.path_tracing import make_scene_args
+
+        return make_scene_args(self.mesh, self.tri_material, self.materials, self.lights, self.camera,
+                               self.scene.env)
+
     def move_emitters(self, offset) -> None:
         """Translate every light (emissive shapes and point lights) by ``offset`` from its place in the scene;
         the BVH is refitted (a moving light for dynamic-scene tests)."""

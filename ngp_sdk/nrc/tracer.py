@@ -47,9 +47,9 @@ class PathTracer:
             raise DataError(f"spp must be >= 1, got {spp}")
         g = self.gpu_scene
         t0 = time.perf_counter()
-        trace_paths(g.mesh, g.tri_material, g.materials, g.lights, g.camera, self.width, self.height, self.accum,
-                    spp=spp, seed=self.seed * 1_000_003 + self.launches, max_depth=self.scene.max_depth,
-                    rr_depth=self.scene.rr_depth, env=self.scene.env)
+        trace_paths(g.kernel_args(), self.width, self.height, self.accum, spp=spp,
+                    seed=self.seed * 1_000_003 + self.launches, max_depth=self.scene.max_depth,
+                    rr_depth=self.scene.rr_depth)
         wp.synchronize_device(self.device)
         self.seconds += time.perf_counter() - t0
         self.launches += 1

@@ -182,6 +182,15 @@ def test_large_formats_load_in_stored_precision(tmp_path, kind, dtype):
     np.testing.assert_allclose(data.linear_rows(10, 12), srgb_to_linear(img[10:12] / scale), rtol=1e-5, atol=1e-7)
 
 
+def test_jpeg_loads_as_8_bit_codes_strip_by_strip(tmp_path):
+    pyvips = pytest.importorskip("pyvips")
+    img = pattern(600, 300)
+    pyvips.Image.new_from_array(img, interpretation="srgb").jpegsave(str(tmp_path / "a.jpg"), Q=98)
+    data = load_image(tmp_path / "a.jpg")
+    assert data.pixels.dtype == np.uint8 and data.pixels.shape == (600, 300, 3) and data.srgb
+    assert np.abs(data.pixels.astype(int) - img).mean() < 2  # lossy, but the same picture
+
+
 def test_rgba_and_grey_files_become_rgb(tmp_path):
     pyvips = pytest.importorskip("pyvips")
     rgba = np.concatenate([pattern(20, 30), np.full((20, 30, 1), 7, np.uint8)], axis=-1)
