@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ngp_sdk.core.errors import DataError
+from ngp_sdk.core.files import default_file_mode
 
 __all__ = [
     "EXR_SUFFIXES",
@@ -229,6 +230,7 @@ def save_image(path: str | os.PathLike, linear_rgb: np.ndarray) -> Path:
     suffix = p.suffix.lower()
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix)
     os.close(fd)
+    os.chmod(tmp, default_file_mode())  # mkstemp makes 0o600
     try:
         if suffix in EXR_SUFFIXES:
             import OpenEXR

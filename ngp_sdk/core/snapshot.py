@@ -21,6 +21,7 @@ import msgpack
 import numpy as np
 
 from ngp_sdk.core.errors import SnapshotError
+from ngp_sdk.core.files import default_file_mode
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "write_snapshot", "read_snapshot", "pack_array", "unpack_array"]
 
@@ -136,6 +137,7 @@ def write_snapshot(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **payload}
     packer = msgpack.Packer(default=_encode, use_bin_type=True, autoreset=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.chmod(tmp, default_file_mode())  # mkstemp makes 0o600
     try:
         with os.fdopen(fd, "wb") as f:
             sink = _Sink(f, compress=p.suffix == ".ingp")

@@ -88,3 +88,13 @@ def test_streamed_file_is_byte_identical_to_packb(tmp_path, suffix):
         raw = zlib.decompress(raw)
     doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **payload}
     assert raw == msgpack.packb(doc, default=_encode, use_bin_type=True)
+
+
+def test_atomic_writers_leave_ordinary_file_permissions(tmp_path):
+    from ngp_sdk.core.files import default_file_mode
+    from ngp_sdk.core.images import save_image
+
+    snap = write_snapshot(tmp_path / "a.ingp", {"x": 1})
+    img = save_image(tmp_path / "a.png", np.zeros((2, 2, 3), np.float32))
+    for p in (snap, img):
+        assert os.stat(p).st_mode & 0o777 == default_file_mode()  # not mkstemp's 0o600
