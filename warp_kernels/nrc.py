@@ -33,9 +33,9 @@ from .path_tracing import (
     camera_ray,
     emitter_mis_weight,
     luminance,
-    onb_bitangent,
-    onb_tangent,
     sample_direct,
+    shading_frame,
+    to_world,
 )
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 #: Material features per vertex: roughness, diffuse rgb, specular rgb.
 N_MATERIAL_FEATURES = 7
 
-_EPS = wp.constant(1e-4)
 _INV_4PI = wp.constant(1.0 / (4.0 * math.pi))
 
 
@@ -220,15 +219,10 @@ def _nrc_frame_kernel(
             spread = spread + wp.sqrt(q.t * q.t / wp.max(prev_pdf * ac, 1e-12))
         if max_depth >= 0 and depth >= max_depth:
             break
-        ns = n
-        if cos_front < 0.0:
-            if mat.twosided == 0:
-                break
-            ns = -n
-        t = onb_tangent(ns)
-        b = onb_bitangent(ns)
-        wi_l = wp.vec3(wp.dot(wi, t), wp.dot(wi, b), wp.dot(wi, ns))
-        p_off = p + _EPS * ns
+        fr = shading_frame(p, n, wi, mat.twosided)
+        if fr.valid == 0:
+            break
+        ns = fr.n
         terminal = depth > 1 and spread * spread > spread_c * a0
         if terminal and rendering == 1:
             _write_inputs(query, tid, p, wi, ns, mat, box_min, box_inv)
@@ -246,10 +240,10 @@ def _nrc_frame_kernel(
         if is_train == 1:
             if n_rec >= max_train_vertices:
                 break
-        direct = sample_direct(scene, mat, p_off, ns, t, b, wi_l, wp.randf(rng), wp.randf(rng), wp.randf(rng))
+        direct = sample_direct(scene, mat, fr, wp.randf(rng), wp.randf(rng), wp.randf(rng))
         if rendering == 1:
             radiance = radiance + wp.cw_mul(beta, direct)
-        bs = bsdf_sample(mat, wi_l, wp.randf(rng), wp.randf(rng))
+        bs = bsdf_sample(mat, fr.wi, wp.randf(rng), wp.randf(rng))
         w = bs.weight
         if bs.valid == 0:
             w = wp.vec3(0.0, 0.0, 0.0)
@@ -272,8 +266,8 @@ def _nrc_frame_kernel(
         beta = wp.cw_mul(beta, w)
         prev_pdf = bs.pdf
         prev_delta = bs.delta
-        o = p_off
-        d = wp.normalize(bs.wo[0] * t + bs.wo[1] * b + bs.wo[2] * ns)
+        o = fr.origin
+        d = to_world(fr, bs.wo)
     prefix[tid] = radiance
     if query_valid[tid] == 0:
         throughput[tid] = wp.vec3(0.0, 0.0, 0.0)

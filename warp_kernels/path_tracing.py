@@ -26,8 +26,8 @@ from .bsdf import CONDUCTOR, Material, bsdf_eval, bsdf_pdf, bsdf_sample
 from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
-__all__ = ["Camera", "LightTable", "SceneArgs", "trace_paths", "make_camera", "make_scene_args", "camera_ray",
-           "sample_direct", "emitter_mis_weight"]
+__all__ = ["Camera", "LightTable", "SceneArgs", "ShadingFrame", "trace_paths", "make_camera", "make_scene_args",
+           "camera_ray", "shading_frame", "to_world", "sample_direct", "emitter_mis_weight"]
 
 #: Ray-origin offset along the normal (scene units; scenes are ~1-10 units across).
 _EPS = wp.constant(1e-4)
@@ -170,6 +170,44 @@ def emitter_mis_weight(lights: LightTable, face: int, dist: float, cos_light: fl
     return prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl)
 
 
+@wp.struct
+class ShadingFrame:
+    """The local frame at a hit: shading normal ``n`` (flipped towards the viewer for two-sided materials),
+    tangents ``t``/``b``, the direction to the viewer in local coordinates ``wi``, the offset ray origin ``origin``,
+    and ``valid`` (0: the back of a one-sided material, which scatters nothing)."""
+
+    n: wp.vec3
+    t: wp.vec3
+    b: wp.vec3
+    wi: wp.vec3
+    origin: wp.vec3
+    valid: int
+
+
+@wp.func
+def shading_frame(p: wp.vec3, n: wp.vec3, wi: wp.vec3, twosided: int) -> ShadingFrame:
+    """:class:`ShadingFrame` at hit point ``p`` with geometric normal ``n``, ``wi`` pointing to the viewer."""
+    fr = ShadingFrame()
+    ns = n
+    fr.valid = 1
+    if wp.dot(n, wi) < 0.0:
+        ns = -n
+        if twosided == 0:
+            fr.valid = 0
+    fr.n = ns
+    fr.t = _onb_t(ns)
+    fr.b = _onb_b(ns)
+    fr.wi = wp.vec3(wp.dot(wi, fr.t), wp.dot(wi, fr.b), wp.dot(wi, ns))
+    fr.origin = p + _EPS * ns
+    return fr
+
+
+@wp.func
+def to_world(fr: ShadingFrame, w: wp.vec3) -> wp.vec3:
+    """A local direction of ``fr`` in world coordinates (normalised)."""
+    return wp.normalize(w[0] * fr.t + w[1] * fr.b + w[2] * fr.n)
+
+
 @wp.func
 def camera_ray(cam: Camera, px: int, py: int, width: int, height: int, u: float, v: float) -> wp.vec3:
     """Unit direction through the point ``(px + u, py + v)`` of the film (box filter)."""
@@ -179,23 +217,17 @@ def camera_ray(cam: Camera, px: int, py: int, width: int, height: int, u: float,
 
 
 @wp.func
-def sample_direct(
-    scene: SceneArgs,
-    mat: Material,
-    p_off: wp.vec3,
-    ns: wp.vec3,
-    t: wp.vec3,
-    b: wp.vec3,
-    wi_l: wp.vec3,
-    u0: float,
-    u1: float,
-    u2: float,
-) -> wp.vec3:
-    """Next-event estimate of direct light leaving ``p_off`` towards ``wi_l`` (MIS-weighted against BSDF
+def sample_direct(scene: SceneArgs, mat: Material, fr: ShadingFrame, u0: float, u1: float, u2: float) -> wp.vec3:
+    """Next-event estimate of the direct light scattered at ``fr`` towards the viewer (MIS-weighted against BSDF
     sampling; zero for delta materials or without lights)."""
     out = wp.vec3(0.0, 0.0, 0.0)
     lights = scene.lights
     mesh = scene.mesh
+    p_off = fr.origin
+    ns = fr.n
+    t = fr.t
+    b = fr.b
+    wi_l = fr.wi
     if mat.kind == CONDUCTOR or lights.count == 0:
         return out
     li = _pick_light(lights.cdf, lights.count, u0)
@@ -235,17 +267,6 @@ def sample_direct(
                 wo_l = wp.vec3(wp.dot(wl, t), wp.dot(wl, b), cos_s)
                 out = wp.cw_mul(bsdf_eval(mat, wi_l, wo_l), lights.intensity[li] / (dist * dist * pmf))
     return out
-
-
-@wp.func
-def onb_tangent(n: wp.vec3) -> wp.vec3:
-    """First tangent of the branchless orthonormal basis of Duff et al. (2017) around unit ``n``."""
-    return _onb_t(n)
-
-
-@wp.func
-def onb_bitangent(n: wp.vec3) -> wp.vec3:
-    return _onb_b(n)
 
 
 @wp.func
@@ -295,27 +316,21 @@ def _trace_kernel(
                 radiance = radiance + w * wp.cw_mul(beta, mat.emission)
             if max_depth >= 0 and depth >= max_depth:
                 break
-            ns = n
-            if cos_front < 0.0:
-                if mat.twosided == 0:
-                    break
-                ns = -n
-            t = _onb_t(ns)
-            b = _onb_b(ns)
-            wi_l = wp.vec3(wp.dot(wi, t), wp.dot(wi, b), wp.dot(wi, ns))
-            p_off = p + _EPS * ns
+            fr = shading_frame(p, n, wi, mat.twosided)
+            if fr.valid == 0:
+                break
             u0 = wp.randf(rng)
             u1 = wp.randf(rng)
             u2 = wp.randf(rng)
-            radiance = radiance + wp.cw_mul(beta, sample_direct(scene, mat, p_off, ns, t, b, wi_l, u0, u1, u2))
-            bs = bsdf_sample(mat, wi_l, wp.randf(rng), wp.randf(rng))
+            radiance = radiance + wp.cw_mul(beta, sample_direct(scene, mat, fr, u0, u1, u2))
+            bs = bsdf_sample(mat, fr.wi, wp.randf(rng), wp.randf(rng))
             if bs.valid == 0:
                 break
             beta = wp.cw_mul(beta, bs.weight)
             prev_pdf = bs.pdf
             prev_delta = bs.delta
-            o = p_off
-            d = wp.normalize(bs.wo[0] * t + bs.wo[1] * b + bs.wo[2] * ns)
+            o = fr.origin
+            d = to_world(fr, bs.wo)
             depth += 1
             if depth > rr_depth:
                 q_rr = wp.min(wp.max(wp.max(beta[0], beta[1]), beta[2]), 0.95)
