@@ -17,7 +17,7 @@ from ngp_sdk.core.task import LiveTask, MeshExporter, Task, WorldRenderer
 
 def test_built_in_primitives_are_registered_with_complete_tasks():
     names = [p.name for p in primitives()]
-    assert names[:3] == ["image", "nerf", "sdf"]
+    assert names[:4] == ["image", "nerf", "nrc", "sdf"]
     for spec in primitives():
         assert issubclass(spec.task, Task)
         assert not getattr(spec.task, "__abstractmethods__", None), spec.name  # every protocol method implemented
@@ -29,7 +29,7 @@ def test_built_in_primitives_are_registered_with_complete_tasks():
 
 
 def test_unknown_primitive_is_a_clear_error():
-    with pytest.raises(ConfigError, match="unknown primitive 'nope'.*image, nerf, sdf"):
+    with pytest.raises(ConfigError, match="unknown primitive 'nope'.*image, nerf, nrc, sdf"):
         get_primitive("nope")
     with pytest.raises(ConfigError, match="no live mode"):
         Session.live("image")
