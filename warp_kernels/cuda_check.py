@@ -136,7 +136,9 @@ def default_variants() -> list[Variant]:
       no output activation; images are uint8 (sRGB codes), float16 or float32 (``ngp_sdk.image.data``);
     - NeRF: 3D grid L16 F2 -> density MLP 32 -> 16, 64 wide, 1 hidden layer; colour MLP (16 density outputs +
       16 SH degree-4 coefficients =) 32 -> 3, 64 wide, 2 hidden layers, sigmoid;
-    - SDF: 3D grid L16 F2 (scale 1.38) -> MLP 32 -> 1, 64 wide, 2 hidden layers.
+    - SDF: 3D grid L16 F2 (scale 1.38) -> MLP 32 -> 1, 64 wide, 2 hidden layers;
+    - NRC: 3D grid L16 F2 (T 2^16, scale 1.5) -> MLP (32 grid features + 2 x 16 SH coefficients + 7 material
+      values =) 71 -> 3, 64 wide, 2 hidden layers (``ngp_sdk.nrc.cache``).
 
     ``MlpLayout`` pads nothing: the grid's ``n_levels * n_features_per_level`` = 32 is the MLP input as is
     (batches are padded to ``TILE_M`` rows inside the tile kernels, which does not change the kernels).
@@ -169,6 +171,11 @@ def default_variants() -> list[Variant]:
             "sdf",
             hash_grids=(sdf_grid,),
             mlps=(MlpLayout(n_input=encoded, n_output=1, n_neurons=64, n_hidden_layers=2),),
+        ),
+        Variant(
+            "nrc",
+            hash_grids=(HashGridLayout(n_dims=3, per_level_scale=1.5, **{**grid, "log2_hashmap_size": 16}),),
+            mlps=(MlpLayout(n_input=encoded + 2 * 16 + 7, n_output=3, n_neurons=64, n_hidden_layers=2),),
         ),
         Variant(
             "smoothstep",

@@ -81,7 +81,7 @@ def test_discovers_kernel_modules_and_factory_kernels():
         assert any("hash_encoding.encoding_kernels(n_dims=3, F=2, Linear)." + role in s for s in labels)
         assert any("hash_encoding.encoding_kernels(n_dims=2, F=2, Smoothstep)." + role in s for s in labels)
     tiles = {t.name for t in targets if t.tile}
-    assert tiles == {"ngp_mlp_tile_32_3_64", "ngp_mlp_tile_32_16_64", "ngp_mlp_tile_32_1_64"}
+    assert tiles == {"ngp_mlp_tile_32_3_64", "ngp_mlp_tile_32_16_64", "ngp_mlp_tile_32_1_64", "ngp_mlp_tile_71_3_64"}
     assert not by_name["warp_kernels.adam"].tile
     assert sum("bilinear_kernel" in s for s in labels) == 4
     assert len(by_name) == len(targets)  # one target per Warp module

@@ -33,6 +33,12 @@ def test_default_variants_cover_the_default_fields():
     used_grids = {_grid_key(f.grid.layout) for f in fields}
     used_mlps = {_mlp_key(f.mlp.layout) for f in fields if hasattr(f, "mlp")}
     used_mlps |= {_mlp_key(fields[1].density_mlp.layout), _mlp_key(fields[1].color_mlp.layout)}
+    from ngp_sdk.nrc.cache import RadianceCache
+    from ngp_sdk.nrc.config import NrcConfig
+
+    cache = RadianceCache(NrcConfig(), device="cpu")
+    used_grids.add(_grid_key(cache.grid.layout))
+    used_mlps.add(_mlp_key(cache.mlp.layout))
     assert used_grids <= grids, used_grids - grids
     assert used_mlps <= mlps, used_mlps - mlps
     # a config may switch the grid to smoothstep interpolation: those kernels are checked too
