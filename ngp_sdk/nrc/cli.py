@@ -1,4 +1,5 @@
-"""``ngp nrc render|reference``: the NRC part of the command line (registered through the primitive registry)."""
+"""``ngp nrc render|reference|video``: the NRC part of the command line (registered through the primitive
+registry)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ __all__ = ["add_commands"]
 
 
 def add_commands(sub) -> None:
-    """Add ``ngp nrc render`` and ``ngp nrc reference`` to the ``ngp`` sub-command parsers ``sub``."""
+    """Add ``ngp nrc render``, ``ngp nrc reference`` and ``ngp nrc video`` to the ``ngp`` sub-command parsers."""
     nrc = sub.add_parser("nrc", help="neural radiance caching in a Warp path tracer").add_subparsers(
         dest="action", required=True)
     rd = nrc.add_parser("render", help="render frames with the cache training online (or plain path tracing)")
@@ -37,6 +38,20 @@ def add_commands(sub) -> None:
     ref.add_argument("--out", required=True, help="output image (.exr)")
     add_output_options(ref)
     ref.set_defaults(handler=_cmd_reference)
+
+    vid = nrc.add_parser("video", help="a dynamic scene: the light or the camera moves while the cache trains")
+    vid.add_argument("scene", nargs="?", default=None)
+    vid.add_argument("--frames", type=positive_int, default=120)
+    vid.add_argument("--animate", choices=("light", "camera"), default="light")
+    vid.add_argument("--mode", choices=("nrc", "pt"), default="nrc")
+    vid.add_argument("--spp", type=positive_int, default=1, help="samples per pixel per frame")
+    vid.add_argument("--width", type=positive_int, default=None)
+    vid.add_argument("--height", type=positive_int, default=None)
+    vid.add_argument("--fps", type=positive_float, default=30.0)
+    vid.add_argument("--config", default=None)
+    vid.add_argument("--out", required=True, help="video (.mp4/.gif) or a folder for PNG frames")
+    add_output_options(vid)
+    vid.set_defaults(handler=_cmd_video)
 
 
 def _frame_loop(render_one, frames: int | None, seconds: float | None, accumulate: bool, progress: bool):
@@ -114,3 +129,25 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     emit(args, {"spp": args.spp, "seconds": round(elapsed, 3), "paths_per_second": round(paths / elapsed),
                 "out": str(path)})
     return 0
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ngp_sdk.core.cli import write_frames
+    from ngp_sdk.nrc.animation import animate
+    from ngp_sdk.nrc.task import load_scene
+
+    scene = load_scene(args.scene, width=args.width, height=args.height)
+    t0 = time.perf_counter()
+    frames, interrupted = animate(scene, frames=args.frames, what=args.animate, mode=args.mode, spp=args.spp,
+                                  config=args.config, device=args.device, progress=not args.no_progress)
+    if not frames:
+        return 130
+    out = write_frames(args.out, frames, fps=args.fps)
+    elapsed = time.perf_counter() - t0
+    emit(args, {"frames": len(frames), "seconds": round(elapsed, 3),
+                "ms_per_frame": round(1000 * elapsed / len(frames), 2), "spp": args.spp, "mode": args.mode,
+                "animate": args.animate, "out": out, "interrupted": interrupted,
+                "mean_radiance": round(float(np.mean(frames[-1])), 5)})
+    return 130 if interrupted else 0

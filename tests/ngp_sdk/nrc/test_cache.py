@@ -96,3 +96,33 @@ def test_cli_renders_nrc_and_pt_frames_and_a_reference(tmp_path, capsys):
     assert main(["nrc", "reference", "--spp", "8", "--width", "16", "--height", "12", "--out",
                  str(tmp_path / "ref.exr"), "--json", "--no-progress"]) == 0
     assert main(["nrc", "render", str(tmp_path / "missing.xml"), "--out", str(tmp_path / "x.exr")]) == 2
+
+
+def test_video_moves_the_light_or_the_camera(tmp_path, capsys, device):
+    import json
+
+    from ngp_sdk.cli import main
+    from ngp_sdk.nrc.animation import animate, light_offset, orbit_sensor
+
+    scene = build_scene(cornell_box(16, 16))
+    np.testing.assert_allclose(light_offset(scene, 0.0), 0.0, atol=1e-9)  # starts where the light is
+    assert np.linalg.norm(light_offset(scene, 0.5)) > 0.1
+    moved = orbit_sensor(scene, 0.25)
+    assert not np.allclose(moved.to_world, scene.sensor.to_world)
+    frames, stopped = animate(scene, frames=3, what="light", mode="nrc", config=SMALL, device=device)
+    assert len(frames) == 3 and not stopped and all(np.isfinite(f).all() for f in frames)
+    assert main(["nrc", "video", "--frames", "3", "--animate", "camera", "--mode", "pt", "--width", "16",
+                 "--height", "16", "--out", str(tmp_path / "frames"), "--json", "--no-progress"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["frames"] == 3 and res["animate"] == "camera" and len(list((tmp_path / "frames").glob("*.png"))) == 3
+
+
+@pytest.mark.slow
+def test_demo_writes_a_comparison_picture(tmp_path, device):
+    from ngp_sdk.nrc.demo import run_nrc_demo
+
+    r = run_nrc_demo(tmp_path, seconds=2, device=device, progress=False, size=32)
+    assert r["frames"] > 2 and r["relmse_nrc"] > 0 and r["relmse_pt_equal_time"] > 0
+    from PIL import Image
+
+    assert Image.open(r["preview"]).size == (3 * 32 + 8, 32)
