@@ -11,46 +11,45 @@ from ngp_sdk.core.cli import add_output_options, emit, positive_float, positive_
 __all__ = ["add_commands"]
 
 
+def _scene_options(parser: argparse.ArgumentParser, *, spp: int, out_help: str) -> None:
+    """The options every ``ngp nrc`` command shares: the scene, the film size, spp and the output."""
+    parser.add_argument("scene", nargs="?", default=None,
+                        help="Mitsuba 3 XML scene or a built-in (cornell-box, glossy-box; default: cornell-box)")
+    parser.add_argument("--spp", type=positive_int, default=spp, help="samples per pixel (per frame)")
+    parser.add_argument("--width", type=positive_int, default=None, help="override the film width")
+    parser.add_argument("--height", type=positive_int, default=None, help="override the film height")
+    parser.add_argument("--out", required=True, help=out_help)
+    add_output_options(parser)
+
+
+def _cache_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=("nrc", "pt"), default="nrc", help="cache (nrc) or plain path tracing (pt)")
+    parser.add_argument("--config", default=None, help="cache config (tcnn JSON with an 'nrc' section)")
+
+
 def add_commands(sub) -> None:
     """Add ``ngp nrc render``, ``ngp nrc reference`` and ``ngp nrc video`` to the ``ngp`` sub-command parsers."""
     nrc = sub.add_parser("nrc", help="neural radiance caching in a Warp path tracer").add_subparsers(
         dest="action", required=True)
     rd = nrc.add_parser("render", help="render frames with the cache training online (or plain path tracing)")
-    rd.add_argument("scene", nargs="?", default=None, help="Mitsuba 3 XML scene (default: the built-in Cornell box)")
+    _scene_options(rd, spp=1, out_help="output image (.exr keeps linear radiance; .png is sRGB)")
+    _cache_options(rd)
     budget = rd.add_mutually_exclusive_group()
     budget.add_argument("--frames", type=positive_int, default=None, help="frames to render (default 60)")
     budget.add_argument("--seconds", type=positive_float, default=None, help="render frames for this long")
-    rd.add_argument("--mode", choices=("nrc", "pt"), default="nrc", help="cache (nrc) or plain path tracing (pt)")
-    rd.add_argument("--spp", type=positive_int, default=1, help="samples per pixel per frame")
     rd.add_argument("--accumulate", action="store_true", help="write the mean of all frames, not the last")
-    rd.add_argument("--width", type=positive_int, default=None, help="override the film width")
-    rd.add_argument("--height", type=positive_int, default=None, help="override the film height")
-    rd.add_argument("--config", default=None, help="cache config (tcnn JSON with an 'nrc' section)")
-    rd.add_argument("--out", required=True, help="output image (.exr keeps linear radiance; .png is sRGB)")
-    add_output_options(rd)
     rd.set_defaults(handler=_cmd_render)
 
     ref = nrc.add_parser("reference", help="progressive path-traced ground truth (bounded memory)")
-    ref.add_argument("scene", nargs="?", default=None)
-    ref.add_argument("--spp", type=positive_int, default=4096)
-    ref.add_argument("--width", type=positive_int, default=None)
-    ref.add_argument("--height", type=positive_int, default=None)
-    ref.add_argument("--out", required=True, help="output image (.exr)")
-    add_output_options(ref)
+    _scene_options(ref, spp=4096, out_help="output image (.exr)")
     ref.set_defaults(handler=_cmd_reference)
 
     vid = nrc.add_parser("video", help="a dynamic scene: the light or the camera moves while the cache trains")
-    vid.add_argument("scene", nargs="?", default=None)
+    _scene_options(vid, spp=1, out_help="video (.mp4/.gif) or a folder for PNG frames")
+    _cache_options(vid)
     vid.add_argument("--frames", type=positive_int, default=120)
     vid.add_argument("--animate", choices=("light", "camera"), default="light")
-    vid.add_argument("--mode", choices=("nrc", "pt"), default="nrc")
-    vid.add_argument("--spp", type=positive_int, default=1, help="samples per pixel per frame")
-    vid.add_argument("--width", type=positive_int, default=None)
-    vid.add_argument("--height", type=positive_int, default=None)
     vid.add_argument("--fps", type=positive_float, default=30.0)
-    vid.add_argument("--config", default=None)
-    vid.add_argument("--out", required=True, help="video (.mp4/.gif) or a folder for PNG frames")
-    add_output_options(vid)
     vid.set_defaults(handler=_cmd_video)
 
 
