@@ -146,13 +146,13 @@ def write_frames(out: str | Path, frames: Sequence[np.ndarray], *, fps: float = 
     Raises:
         DataError: a video cannot be written (no ffmpeg plugin), or an unsupported image suffix.
     """
-    from ngp_sdk.core.images import linear_to_srgb, save_image
+    from ngp_sdk.core.images import linear_to_srgb_codes, save_image
 
     out = Path(out)
     if out.suffix.lower() in VIDEO_SUFFIXES:
         import imageio.v3 as iio
 
-        u8 = [(linear_to_srgb(f) * 255 + 0.5).astype(np.uint8) for f in frames]
+        u8 = [linear_to_srgb_codes(f) for f in frames]
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
             if out.suffix.lower() == ".gif":

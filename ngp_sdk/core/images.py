@@ -24,6 +24,7 @@ __all__ = [
     "EXR_SUFFIXES",
     "LDR_SUFFIXES",
     "VIPS_SUFFIXES",
+    "PROGRESS_MIN_PIXELS",
     "read_image",
     "read_image_header",
     "codes_to_uint8",
@@ -39,8 +40,9 @@ LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tga", ".tif", ".tiff", ".webp
 VIPS_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 #: Rows decoded per strip by the libvips reader.
 _STRIP_ROWS = 256
-#: Images of at least this many pixels get a progress bar while decoding (when asked for).
-_PROGRESS_PIXELS = 1 << 24
+#: Image work over at least this many pixels shows a progress bar when asked for (decoding, evaluating,
+#: rendering); smaller images finish in a blink.
+PROGRESS_MIN_PIXELS = 1 << 24
 
 
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:
@@ -114,7 +116,7 @@ def _read_vips(pyvips, path: Path, rgb: bool, progress: bool) -> np.ndarray:
     out = np.empty((h, w, n_out), dtype=dtype)
     from tqdm import tqdm
 
-    show = progress and h * w >= _PROGRESS_PIXELS  # small files load in a blink: no bar
+    show = progress and h * w >= PROGRESS_MIN_PIXELS
     with tqdm(total=h, unit="row", desc=f"read {path.name}", disable=not show, leave=False) as bar:
         for y in range(0, h, _STRIP_ROWS):
             rows = min(_STRIP_ROWS, h - y)

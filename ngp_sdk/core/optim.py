@@ -14,6 +14,11 @@ from warp_kernels.adam import adam_step, ema_update, exponential_decay_lr
 __all__ = ["Optimizer"]
 
 
+def _host_copies(buffers: dict[str, wp.array]) -> dict[str, np.ndarray]:
+    """NumPy copies of named device buffers (snapshots must not alias live state)."""
+    return {k: a.numpy().copy() for k, a in buffers.items()}
+
+
 class Optimizer:
     """Adam over parameter groups: hash tables skip zero-gradient entries, MLP weights get L2.
 
@@ -64,11 +69,9 @@ class Optimizer:
         return self._ema
 
     def state_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"step": self.step_count,
-                                  "m": {k: a.numpy().copy() for k, a in self._m.items()},
-                                  "v": {k: a.numpy().copy() for k, a in self._v.items()}}
+        out: dict[str, object] = {"step": self.step_count, "m": _host_copies(self._m), "v": _host_copies(self._v)}
         if self._ema is not None:
-            out["ema"] = {k: a.numpy().copy() for k, a in self._ema.items()}
+            out["ema"] = _host_copies(self._ema)
         return out
 
     def snapshot(self, *, include_optimizer: bool) -> dict[str, object] | None:
@@ -77,7 +80,7 @@ class Optimizer:
             return self.state_dict()
         if self._ema is None:
             return None
-        return {"ema": {k: a.numpy().copy() for k, a in self._ema.items()}}  # no copies of the moments
+        return {"ema": _host_copies(self._ema)}  # no copies of the moments
 
     def restore(self, state: dict[str, object], step: int) -> None:
         """Inverse of :meth:`snapshot`; an EMA-only snapshot keeps ``step`` so the EMA stays in use."""

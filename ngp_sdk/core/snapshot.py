@@ -30,11 +30,17 @@ FORMAT_VERSION = 1
 _ALLOWED_DTYPES = {"<f4", "<f2", "<f8", "<i4", "<i8", "|u1", "<u4", "|b1"}
 
 
-def pack_array(a: np.ndarray) -> dict[str, Any]:
-    """An ndarray as a msgpack-friendly map (little-endian raw bytes)."""
+def _stored_layout(a: np.ndarray) -> np.ndarray:
+    """``a`` as snapshots store it: C-contiguous and little-endian (no copy when it already is)."""
     a = np.ascontiguousarray(a)
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
+    return a
+
+
+def pack_array(a: np.ndarray) -> dict[str, Any]:
+    """An ndarray as a msgpack-friendly map (little-endian raw bytes)."""
+    a = _stored_layout(a)
     return {"__ndarray__": True, "dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
 
 
@@ -111,9 +117,7 @@ def _stream(obj: Any, sink: _Sink, packer: msgpack.Packer) -> None:
         for v in obj:
             _stream(v, sink, packer)
     elif isinstance(obj, np.ndarray):
-        a = np.ascontiguousarray(obj)
-        if a.dtype.byteorder == ">":
-            a = a.astype(a.dtype.newbyteorder("<"))
+        a = _stored_layout(obj)
         sink.write(packer.pack_map_header(4))
         for k, v in (("__ndarray__", True), ("dtype", a.dtype.str), ("shape", list(a.shape))):
             sink.write(packer.pack(k))

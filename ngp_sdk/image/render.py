@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ngp_sdk.core.images import linear_to_srgb_codes
+from ngp_sdk.core.images import PROGRESS_MIN_PIXELS, linear_to_srgb_codes
 from ngp_sdk.image.window import Window
 
 __all__ = ["render_codes"]
@@ -28,7 +28,7 @@ def render_codes(render: Callable[[Window], Iterator[tuple[int, np.ndarray]]], w
 
     out = np.empty((window.pixels, 3), dtype=np.uint8)
     with tqdm(total=window.pixels, unit="px", unit_scale=True, desc="render",
-              disable=not progress or window.pixels < 1 << 24, leave=False) as bar:
+              disable=not progress or window.pixels < PROGRESS_MIN_PIXELS, leave=False) as bar:
         for start, rgb in render(window):
             out[start:start + rgb.shape[0]] = linear_to_srgb_codes(rgb)
             bar.update(rgb.shape[0])

@@ -11,6 +11,7 @@ import warp as wp
 from ngp_sdk.core.config import config_from
 from ngp_sdk.core.device import resolve_device
 from ngp_sdk.core.errors import DataError, SnapshotError
+from ngp_sdk.core.images import PROGRESS_MIN_PIXELS
 from ngp_sdk.core.metrics import psnr_from_mse
 from ngp_sdk.core.optim import Optimizer
 from ngp_sdk.core.task import Task, restore_training_state, training_state
@@ -208,7 +209,7 @@ class ImageTask(Task):
 
         sq = 0.0
         with tqdm(total=total, unit="px", unit_scale=True, desc="evaluate",
-                  disable=not progress or total < 1 << 24, leave=False) as bar:
+                  disable=not progress or total < PROGRESS_MIN_PIXELS, leave=False) as bar:
             for start, rgb in self.iter_render(Window.full(w, h), chunk=chunk):
                 ref = self.image.linear_run(start, rgb.shape[0])
                 sq += _squared_error(rgb, ref)

@@ -48,27 +48,12 @@ def animate(scene: Scene, *, frames: int, what: str = "light", mode: str = "nrc"
     plain path tracing (``"pt"``); returns the frames (float32 linear RGB) and whether Ctrl-C stopped it."""
     from tqdm import tqdm
 
-    from ngp_sdk.core.config import config_from
-    from ngp_sdk.nrc.config import NrcConfig
-    from ngp_sdk.nrc.renderer import NrcRenderer
-    from ngp_sdk.nrc.tracer import PathTracer
+    from ngp_sdk.nrc.renderer import FrameSource
 
     if what not in ("light", "camera"):
         raise DataError(f"animate the light or the camera, not {what!r}")
-    if mode == "nrc":
-        r = NrcRenderer(scene, config_from(NrcConfig, config, primitive="nrc"), device=device)
-        gpu = r.gpu_scene
-
-        def render_one():
-            return np.mean([r.render_frame(train=True) for _ in range(spp)], axis=0)
-    elif mode == "pt":
-        pt = PathTracer(scene, device=device)
-        gpu = pt.gpu_scene
-
-        def render_one():
-            return pt.render(spp=spp, batch=spp)
-    else:
-        raise DataError(f"mode must be nrc or pt, not {mode!r}")
+    source = FrameSource(scene, mode=mode, spp=spp, config=config, device=device)
+    gpu = source.gpu_scene
     out: list[np.ndarray] = []
     try:
         for i in tqdm(range(frames), unit="frame", disable=not progress, leave=False):
@@ -77,7 +62,7 @@ def animate(scene: Scene, *, frames: int, what: str = "light", mode: str = "nrc"
                 gpu.move_emitters(light_offset(scene, t))
             else:
                 gpu.set_camera(orbit_sensor(scene, t))
-            out.append(render_one().astype(np.float32))
+            out.append(source.render())
     except KeyboardInterrupt:
         return out, True
     return out, False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import warp as wp
 
 from ngp_sdk.core.device import resolve_device
@@ -100,6 +99,3 @@ class RadianceCache(ParamsState):
     def train_inputs(self) -> CacheInputs:
         """A batch-sized :class:`CacheInputs` the caller gathers training records into."""
         return self._train_in
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {g.name: g.params.numpy().copy() for g in self.param_groups()}

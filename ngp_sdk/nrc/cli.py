@@ -80,30 +80,14 @@ def _frame_loop(render_one, frames: int | None, seconds: float | None, accumulat
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from ngp_sdk.core.images import save_image
-    from ngp_sdk.nrc.task import NrcTask, load_scene
+    from ngp_sdk.nrc.renderer import FrameSource
+    from ngp_sdk.nrc.task import load_scene
 
     scene = load_scene(args.scene, width=args.width, height=args.height)
-    if args.mode == "pt":
-        from ngp_sdk.nrc.tracer import PathTracer
-
-        pt = PathTracer(scene, device=args.device)
-        pt.render(spp=1)  # compile before the clock starts
-
-        def render_one():
-            return pt.render(spp=args.spp, batch=args.spp)
-    else:
-        task = NrcTask.from_data(scene, config=args.config, device=args.device)
-        task.warmup()
-
-        def render_one():
-            frames = [task.renderer.render_frame(train=True) for _ in range(args.spp)]
-            task.step_count += args.spp
-            return np.mean(frames, axis=0) if len(frames) > 1 else frames[0]
-
-    img, n, elapsed = _frame_loop(render_one, args.frames, args.seconds, args.accumulate, not args.no_progress)
+    source = FrameSource(scene, mode=args.mode, spp=args.spp, config=args.config, device=args.device)
+    source.warmup()  # compile before the clock starts
+    img, n, elapsed = _frame_loop(source.render, args.frames, args.seconds, args.accumulate, not args.no_progress)
     if img is None:
         return 130
     path = save_image(args.out, img)

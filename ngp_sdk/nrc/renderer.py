@@ -15,7 +15,12 @@ from ngp_sdk.nrc.config import NrcConfig
 from ngp_sdk.nrc.scene import Scene
 from warp_kernels.nrc import NrcFrameBuffers, gather_inputs, trace_nrc_frame
 
-__all__ = ["NrcRenderer", "relative_mse"]
+__all__ = ["FrameSource", "NrcRenderer", "relative_mse", "warm_up"]
+
+
+def warm_up(scene: Scene, config: NrcConfig, device: Any = None) -> None:
+    """Compile every kernel of a cached frame with training, on a throw-away 4x4 copy of ``scene``."""
+    NrcRenderer(scene.with_film(4, 4), config, device=device).render_frame(train=True)
 
 
 def relative_mse(image: np.ndarray, reference: np.ndarray) -> float:
@@ -121,3 +126,42 @@ class NrcRenderer:
             img = self.render_frame(train=train)
             total = img.astype(np.float64) if total is None else total + img
         return (total / frames).astype(np.float32) if accumulate else img
+
+
+class FrameSource:
+    """Frames of a scene, one per :meth:`render`: ``mode="nrc"`` averages ``spp`` cached frames (the cache
+    training on each), ``mode="pt"`` path-traces ``spp`` fresh samples per pixel. ``gpu_scene`` is the device scene
+    being rendered (move its lights or camera between frames)."""
+
+    def __init__(self, scene: Scene, *, mode: str = "nrc", spp: int = 1, config: Any = None, device: Any = None):
+        from ngp_sdk.core.config import config_from
+        from ngp_sdk.nrc.tracer import PathTracer
+
+        if mode not in ("nrc", "pt"):
+            raise DataError(f"mode must be nrc or pt, not {mode!r}")
+        if spp < 1:
+            raise DataError(f"spp must be >= 1, got {spp}")
+        self.scene, self.mode, self.spp, self.device = scene, mode, int(spp), device
+        if mode == "nrc":
+            self.config = config_from(NrcConfig, config, primitive="nrc")
+            self._nrc = NrcRenderer(scene, self.config, device=device)
+            self.gpu_scene = self._nrc.gpu_scene
+        else:
+            self._pt = PathTracer(scene, device=device)
+            self.gpu_scene = self._pt.gpu_scene
+
+    def warmup(self) -> None:
+        """Compile the kernels of a frame on a throw-away 4x4 copy (no state of this source changes)."""
+        from ngp_sdk.nrc.tracer import PathTracer
+
+        if self.mode == "nrc":
+            warm_up(self.scene, self.config, self.device)
+        else:
+            PathTracer(self.scene.with_film(4, 4), device=self.device).render(spp=1)
+
+    def render(self) -> np.ndarray:
+        """The next frame, float32 linear RGB ``[H, W, 3]``."""
+        if self.mode == "pt":
+            return self._pt.render(spp=self.spp, batch=self.spp)
+        frames = [self._nrc.render_frame(train=True) for _ in range(self.spp)]
+        return frames[0] if self.spp == 1 else np.mean(frames, axis=0).astype(np.float32)

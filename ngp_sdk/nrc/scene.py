@@ -15,6 +15,7 @@ Anything else raises :class:`SceneError` naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,8 +160,6 @@ class Scene:
     def with_film(self, width: int, height: int) -> Scene:
         """The same scene rendered at another film size."""
         s = self.sensor
-        import dataclasses
-
         return dataclasses.replace(self, sensor=dataclasses.replace(s, width=int(width), height=int(height)))
 
     def upload(self, device=None) -> DeviceScene:

@@ -10,10 +10,9 @@ import numpy as np
 
 from ngp_sdk.core.config import config_from
 from ngp_sdk.core.errors import DataError, SnapshotError
-from ngp_sdk.core.fields import load_flat
-from ngp_sdk.core.task import Task
+from ngp_sdk.core.task import Task, restore_training_state, training_state
 from ngp_sdk.nrc.config import NrcConfig
-from ngp_sdk.nrc.renderer import NrcRenderer, relative_mse
+from ngp_sdk.nrc.renderer import NrcRenderer, relative_mse, warm_up
 from ngp_sdk.nrc.scene import BUILTIN_SCENES, Scene, build_scene, cornell_box
 
 __all__ = ["NrcTask", "load_scene"]
@@ -75,9 +74,18 @@ class NrcTask(Task):
     def cache(self):
         return self.renderer.cache
 
+    @property
+    def field(self):
+        """The cache's parameters (what :func:`~ngp_sdk.core.task.training_state` snapshots)."""
+        return self.renderer.cache
+
+    @property
+    def optimizer(self):
+        return self.renderer.cache.optimizer
+
     def warmup(self) -> None:
         """Compile the kernels of a frame (a render without training on a throw-away renderer)."""
-        NrcRenderer(self.scene_data.with_film(4, 4), self.config, device=self.device).render_frame(train=True)
+        warm_up(self.scene_data, self.config, self.device)
 
     def step(self) -> dict[str, float]:
         self.last_frame = self.renderer.render_frame(train=True)
@@ -103,13 +111,8 @@ class NrcTask(Task):
         return self.config.to_dict()
 
     def state_dict(self, *, include_optimizer: bool = False) -> dict[str, Any]:
-        opt = self.cache.optimizer
-        state: dict[str, Any] = {"params": self.cache.state_dict(), "step": self.step_count,
-                                 "film": [self.renderer.width, self.renderer.height]}
-        snap = opt.snapshot(include_optimizer=include_optimizer)
-        if snap is not None:
-            state["optimizer"] = snap
-        return state
+        return {"film": [self.renderer.width, self.renderer.height],
+                **training_state(self, include_optimizer=include_optimizer)}
 
     @classmethod
     def from_state(cls, config: dict[str, Any], state: dict[str, Any], *, device: Any = None,
@@ -124,11 +127,5 @@ class NrcTask(Task):
             raise SnapshotError(f"nrc snapshot state is incomplete ({e})") from None
         task = cls(cfg, load_scene(scene, width=film[0], height=film[1]) if scene is None or isinstance(scene, str)
                    else load_scene(scene), device=device, **kwargs)
-        for g in task.cache.param_groups():
-            if g.name not in params:
-                raise SnapshotError(f"nrc snapshot lacks parameters {g.name!r}")
-            load_flat(g.params, np.asarray(params[g.name]), g.name)
-        if "optimizer" in state:
-            task.cache.optimizer.restore(state["optimizer"], step)
-        task.step_count = step
+        restore_training_state(task, state, params, step)
         return task
