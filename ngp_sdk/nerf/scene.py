@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ngp_sdk.core.cameras import Intrinsics, ngp_position_to_nerf, pack_intrinsics
+from ngp_sdk.core.cameras import Intrinsics, nerf_matrix_to_ngp, ngp_position_to_nerf, pack_intrinsics
 from ngp_sdk.core.errors import DataError, SnapshotError
 from ngp_sdk.nerf.data import NerfDataset
 from warp_kernels.occupancy_grid import n_cascades_for_aabb_scale
@@ -88,6 +88,17 @@ class NerfScene:
         if not (np.isclose(ds.scale, self.scale) and np.allclose(ds.offset, self.offset)):
             raise DataError(f"dataset scale/offset ({ds.scale}, {ds.offset}) differ from the trained scene's "
                             f"({self.scale}, {self.offset}); its poses would not line up")
+
+    def poses_of(self, ds: NerfDataset) -> np.ndarray:
+        """float32 ``[n, 3, 4]`` internal poses of ``ds``'s cameras in *this* scene's internal frame.
+
+        A dataset in the same NeRF world but normalised with another ``scale`` / ``offset`` (e.g. the val split of
+        a capture imported from a bag, whose scene box was estimated) has its file poses re-expressed with this
+        scene's scale and offset.
+        """
+        if np.isclose(ds.scale, self.scale) and np.allclose(ds.offset, self.offset):
+            return ds.poses
+        return np.stack([nerf_matrix_to_ngp(m, self.scale, self.offset)[:3] for m in ds.nerf_poses]).astype(np.float32)
 
     # -- snapshots -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -352,14 +352,14 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
             train = self._require_data()
             dataset = load_nerf_dataset(train.json_paths[0].parent, split=dataset, downscale=train.downscale)
         ds = dataset or self.eval_dataset or self._require_data()
-        self.scene.check_compatible(ds)
+        poses = self.scene.poses_of(ds)
         n = len(ds) if max_images is None else max(0, min(len(ds), int(max_images)))
         if n == 0:
             raise DataError("evaluate needs at least one image")
         bg = background if background is not None else ((1.0, 1.0, 1.0) if ds.has_alpha else (0.0, 0.0, 0.0))
         psnrs, ssims = [], []
         for i in range(n):
-            img = self.render_view(ds.poses[i], ds.intrinsics[i], background=bg)
+            img = self.render_view(poses[i], ds.intrinsics[i], background=bg)
             gt = composite_alpha(ds.images[i] if ds.images is not None else ds.load_image(i), bg)
             psnrs.append(psnr(img.rgb, gt))
             ssims.append(ssim(img.rgb, gt))
