@@ -189,7 +189,7 @@ class NgpClient:
 
     def add_frame(self, image: np.ndarray, pose: Any, intrinsics: Any, *, convention: str = "opengl",
                   encoding: str = "rgb8", depth: np.ndarray | None = None, push: bool = False,
-                  stamp_ns: int | None = None) -> int | bool:
+                  stamp_ns: int | None = None, camera_id: str = "") -> int | bool:
         """Send one posed frame.
 
         Args:
@@ -201,6 +201,7 @@ class NgpClient:
             depth: optional float ``[H, W]`` z-depth in world units.
             push: send on the PUSH socket without waiting (never blocks).
             stamp_ns: capture time (default: now).
+            camera_id: which camera of a rig took the frame (servers announcing the ``camera_id`` capability).
 
         Returns:
             ``push=False``: the frame index from the reply (-1: discarded by a keyframe policy).
@@ -211,7 +212,7 @@ class NgpClient:
             encoding = "rgba8" if img.shape[-1] == 4 else "rgb8"
         intr = intrinsics_from(intrinsics, img.shape[1], img.shape[0])
         req = P.AddFrame(seq=self.next_seq(), stamp_ns=stamp_ns, image=img, intrinsics=intr,
-                         pose=np.asarray(pose, np.float64), depth=depth, encoding=encoding)
+                         pose=np.asarray(pose, np.float64), depth=depth, encoding=encoding, camera_id=camera_id)
         frames = req.to_frames()
         if convention != "opengl":  # to_frames writes opengl poses: rewrite the header with the caller's matrix
             header = P.decode_header(frames[0], self.limits)

@@ -63,7 +63,7 @@ def to_intrinsics(c: P.CameraIntrinsics) -> Intrinsics:
 
 def capabilities() -> list[str]:
     """What ``hello_ok`` announces: fixed features plus codecs / exports whose libraries are installed."""
-    caps = ["nerf", "render_depth", "save_load", "views", "push_frames"]
+    caps = ["nerf", "render_depth", "save_load", "views", "push_frames", "camera_id"]
     try:
         import imageio  # noqa: F401
 
@@ -107,6 +107,8 @@ class Handlers:
         self.frames_pushed = 0
         self.last_frame_seq: int | None = None
         self.last_frame_error: dict[str, Any] | None = None
+        #: frames accepted per ``camera_id`` (``""``: frames without one) since the current session started
+        self.camera_frames: dict[str, int] = {}
         self._endpoints = endpoints
         self._views_enabled = views_enabled
         #: The dispatch table, request type -> handler (tests replace entries to inject failures).
@@ -157,6 +159,7 @@ class Handlers:
         if self.session is not None and self.session is not session:
             self.session.stop()
         self.session = session
+        self.camera_frames = {}
         session.start()
 
     def stop(self) -> None:
@@ -217,6 +220,7 @@ class Handlers:
         except NgpError as e:
             raise P.BadFieldError(str(e)) from None
         self.last_frame_seq = req.seq
+        self.camera_frames[req.camera_id] = self.camera_frames.get(req.camera_id, 0) + 1
         return {"index": index, "frame_count": task.frame_count, "kept": index >= 0}, []
 
     def render_image(self, req: P.Render | P.SetView) -> tuple[dict[str, Any], list[Any], int]:
@@ -263,6 +267,7 @@ class Handlers:
             "frames_pushed": self.frames_pushed,
             "capacity": int(st.get("capacity", 0)),
             "training_error": st.get("error"),
+            "camera_frames": dict(self.camera_frames),
         }, []
 
     def save(self, req: P.Save) -> Reply:

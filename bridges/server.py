@@ -319,6 +319,42 @@ def _curve_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"curve_keys": (public, secret), "allow": allow}
 
 
+def _replay_options(args: argparse.Namespace) -> Callable[[str, threading.Event], threading.Thread] | None:
+    """``--replay BAG``: a function starting the replay thread once the server listens (None without it)."""
+    if args.replay is None:
+        return None
+    from bridges.replay import ReplayStats, replay_bag
+    from ngp_sdk.core.errors import ConfigError
+    from ngp_sdk.robotics.cli import frame_options
+
+    if args.snapshot or args.config:
+        raise ConfigError("--replay configures its own session from the bag; drop --snapshot / --config")
+    if not args.image_topic:
+        raise ConfigError("--replay needs --image-topic")
+    options = frame_options(args)
+    # --aabb-scale of `ngp serve` applies when given; else the replay estimates it with the scene box
+    aabb_scale = None if args.aabb_scale == P.CONFIGURE_DEFAULTS.aabb_scale else args.aabb_scale
+
+    def start(endpoint: str, stop: threading.Event) -> threading.Thread:
+        stats = ReplayStats()
+
+        def run() -> None:
+            try:
+                replay_bag(args.replay, endpoint, options, rate=args.rate, aabb=args.aabb,
+                           aabb_scale=aabb_scale, capacity=args.capacity, stop=stop, stats=stats)
+                print(f"ngp serve: replay of {args.replay} done: {stats.frames_sent} frames in "
+                      f"{stats.seconds:.1f} s {stats.cameras}", flush=True)
+            except Exception as e:  # the server keeps serving; the replay's failure is reported
+                stats.error = f"{type(e).__name__}: {e}"
+                print(f"ngp serve: replay failed: {stats.error}", flush=True)
+
+        thread = threading.Thread(target=run, name="ngp-replay", daemon=True)
+        thread.start()
+        return thread
+
+    return start
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ngp_sdk.core.session import Session
 
@@ -330,6 +366,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         session = Session.live(P.CONFIGURE_DEFAULTS.primitive, args.config, device=args.device,
                                aabb_scale=args.aabb_scale, **live)
     curve = _curve_options(args)
+    replay = _replay_options(args)
     server = NgpServer(session, bind=args.bind, frames_bind=args.frames_bind, views_bind=args.views_bind,
                        device=args.device, live_options={"policy": args.policy}, **curve)
     print(f"ngp serve: requests {server.endpoint}, frames {server.frames_endpoint}, views {server.views_endpoint}",
@@ -337,6 +374,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
+    if replay is not None:
+        replay(server.endpoint, stop)
     try:
         while not stop.wait(0.2):
             pass
@@ -367,4 +406,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         "zmq.auth.create_certificates); clients need its public key")
     p.add_argument("--curve-allow", default=None,
                    help="with --curve-cert: admit only clients whose public certificates (*.key) are in this folder")
+    rp = p.add_argument_group("replay a bag (needs the 'ros' extra)")
+    rp.add_argument("--replay", default=None, metavar="BAG",
+                    help="stream this bag's frames into a new live session through the bridge, as a robot would")
+    rp.add_argument("--rate", type=float, default=1.0, help="replay speed (1 = as recorded, 0 = as fast as acked)")
+    from ngp_sdk.robotics.cli import add_bag_options
+
+    add_bag_options(rp, image_topic_required=False, aabb_scale=False)
     p.set_defaults(handler=_cmd_serve)

@@ -29,6 +29,7 @@ __all__ = [
     "CAMERA_MODELS",
     "POSE_CONVENTIONS",
     "POSE_TOLERANCE",
+    "CAMERA_ID_MAX_LEN",
     "PRIMITIVES",
     "MESH_FORMATS",
     "TRAINING_STATES",
@@ -71,6 +72,8 @@ CAMERA_MODELS = ("PINHOLE", "OPENCV", "OPENCV_FISHEYE")
 POSE_CONVENTIONS = ("opengl", "opencv")
 #: Largest accepted ``max |R^T R - I|`` of a pose's rotation part.
 POSE_TOLERANCE = 1e-3
+#: Longest ``camera_id`` of an ``add_frame`` (characters).
+CAMERA_ID_MAX_LEN = 64
 #: Primitives a ``configure`` request can create.
 PRIMITIVES = ("nerf",)
 #: Mesh file formats of ``export_mesh``.

@@ -17,6 +17,7 @@ import numpy as np
 from .cameras import CameraIntrinsics, pose_to_wire, read_camera, read_intrinsics, read_pose
 from .codecs import depth_from_layout, encode_depth, encode_image, image_from_layout, read_layout
 from .constants import (
+    CAMERA_ID_MAX_LEN,
     CONFIGURE_DEFAULTS,
     DEFAULT_LIMITS,
     DEPTH_ENCODINGS,
@@ -212,6 +213,7 @@ class AddFrame(Request):
         depth: float32 ``[H, W]`` depth along the optical axis in world units (0 = invalid), or None.
         encoding: wire encoding: the one the image arrived in, or the one :meth:`to_frames` sends (``rgb8``,
             ``rgba8``, ``png`` or ``jpeg``; the image must have 3 channels for ``rgb8``, 4 for ``rgba8``).
+        camera_id: which camera of a rig took the frame (``""``: not given).
     """
 
     TYPE: ClassVar[str] = "add_frame"
@@ -221,6 +223,7 @@ class AddFrame(Request):
     pose: np.ndarray
     depth: np.ndarray | None = None
     encoding: str = "rgb8"
+    camera_id: str = ""
 
     @classmethod
     def _parse(cls, r: FieldReader, payloads: list[memoryview], limits: Limits, common: dict[str, Any]) -> Request:
@@ -229,6 +232,7 @@ class AddFrame(Request):
         pose = read_pose(r.mapping("pose", error=BadPoseError))
         depth_reader = r.mapping("depth", default=None)
         depth = None if depth_reader is None else read_layout(depth_reader, limits, tuple(DEPTH_ENCODINGS), depth=True)
+        camera_id = r.string("camera_id", default="", max_len=CAMERA_ID_MAX_LEN)
         r.done()
         if depth is not None and (depth.width, depth.height) != (image.width, image.height):
             raise BadFieldError(f"depth is {depth.width}x{depth.height} but the image is {image.width}x{image.height}")
@@ -245,6 +249,7 @@ class AddFrame(Request):
             pose=pose,
             depth=None if depth is None else depth_from_layout(depth, payloads[1]),
             encoding=image.encoding,
+            camera_id=camera_id,
         )
 
     def _wire(self) -> tuple[dict[str, Any], list[Any]]:
@@ -253,6 +258,8 @@ class AddFrame(Request):
         image_field, payload = encode_image(self.image, self.encoding)
         fields = {"image": image_field, "intrinsics": self.intrinsics.to_wire(), "pose": pose_to_wire(self.pose)}
         payloads = [payload]
+        if self.camera_id:
+            fields["camera_id"] = self.camera_id
         if self.depth is not None:
             fields["depth"], depth_payload = encode_depth(self.depth)
             payloads.append(depth_payload)
