@@ -100,7 +100,7 @@ class Handlers:
         self.limits = limits
         self.device = device
         self.live_options = dict(live_options or {})
-        self.save_dir = None if save_dir is None else Path(save_dir).resolve()
+        self.save_dir = None if save_dir is None else Path(save_dir).absolute()
         self.session: Session | None = None
         self.views: dict[str, RegisteredView] = {}
         self.frames_rejected = 0
@@ -128,10 +128,12 @@ class Handlers:
             fields, payloads = self.table[request.TYPE](request)
             return P.encode_message(P.make_reply(request.seq, request.TYPE, **fields), payloads)
         except P.ProtocolError as e:
-            return P.encode_message(P.make_error(e.seq if e.seq is not None else request.seq, e.code, e.message))
+            return P.encode_message(P.make_error(e.seq if e.seq is not None else request.seq, e.code, e.message,
+                                                 request_type=request.TYPE))
         except Exception as e:  # the server keeps serving whatever happens
             log.exception("internal error while handling a request")
-            return P.encode_message(P.make_error(request.seq, "internal", f"{type(e).__name__}: {e}"))
+            return P.encode_message(P.make_error(request.seq, "internal", f"{type(e).__name__}: {e}",
+                                                 request_type=request.TYPE))
 
     def push(self, frames: list[Any]) -> None:
         """A message from the PULL socket: only ``add_frame``; never answered, counted in ``status``."""
@@ -189,12 +191,22 @@ class Handlers:
         return {k: v for k, v in self.live_options.items() if k in LIVE_OPTION_KEYS}
 
     def _path(self, text: str) -> Path:
+        """The file a ``save``/``load`` path names: inside ``save_dir`` when the server confines paths.
+
+        Confined: relative paths only, no ``..`` component, and the resolved path (symlinks followed) must stay
+        inside the directory; anything else is a ``StorageError`` (``io_error``).
+        """
         p = Path(text)
         if self.save_dir is None:
             return p
+        if p.is_absolute() or p.anchor:
+            raise P.StorageError(f"path {text!r} is absolute; this server takes paths relative to its snapshot "
+                                 f"directory {self.save_dir}")
+        if ".." in p.parts:
+            raise P.StorageError(f"path {text!r} contains '..'; paths stay inside {self.save_dir}")
         full = (self.save_dir / p).resolve()
-        if not full.is_relative_to(self.save_dir):
-            raise P.StorageError(f"path {text!r} is outside the server's directory {self.save_dir}")
+        if not full.is_relative_to(self.save_dir.resolve()):
+            raise P.StorageError(f"path {text!r} leaves the server's directory {self.save_dir} (through a symlink)")
         return full
 
     # -- handlers: each returns (reply fields, payloads) ---------------------------------------------------
@@ -268,12 +280,18 @@ class Handlers:
             "capacity": int(st.get("capacity", 0)),
             "training_error": st.get("error"),
             "camera_frames": dict(self.camera_frames),
+            "policy": st.get("policy"),
+            "frames_added": int(st.get("frames_added", 0)),
+            "frames_discarded": int(st.get("frames_discarded", 0)),
         }, []
 
     def save(self, req: P.Save) -> Reply:
         session = self._need_session()
         try:
-            path = session.save(self._path(req.path))
+            target = self._path(req.path)
+            if self.save_dir is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            path = session.save(target)
         except (OSError, NgpError) as e:
             raise P.StorageError(f"could not save {req.path!r}: {e}") from None
         return {"path": str(path), "bytes": path.stat().st_size}, []

@@ -221,7 +221,8 @@ class NgpServer:
         try:
             request = P.parse_request(message, self.limits)
         except P.ProtocolError as e:
-            self._send_reply(envelope, P.encode_message(P.make_error(e.seq, e.code, e.message)))
+            self._send_reply(envelope, P.encode_message(P.make_error(e.seq, e.code, e.message,
+                                                                     request_type=e.request_type)))
             return
         except Exception as e:  # the server keeps serving whatever happens
             log.exception("internal error while parsing a request")
@@ -230,7 +231,7 @@ class NgpServer:
         if request.TYPE in SLOW_REQUESTS:
             if not self._worker.submit(("reply", [bytes(f.bytes) for f in envelope], request)):
                 busy = P.make_error(request.seq, "busy", f"{self._worker.max_pending} renders are already queued; "
-                                                         f"retry later")
+                                                         f"retry later", request_type=request.TYPE)
                 self._send_reply(envelope, P.encode_message(busy))
             return
         self._send_reply(envelope, self.handlers.answer(request))
@@ -367,10 +368,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                aabb_scale=args.aabb_scale, **live)
     curve = _curve_options(args)
     replay = _replay_options(args)
+    save_dir = None if args.allow_any_path else Path(args.save_dir)
     server = NgpServer(session, bind=args.bind, frames_bind=args.frames_bind, views_bind=args.views_bind,
-                       device=args.device, live_options={"policy": args.policy}, **curve)
-    print(f"ngp serve: requests {server.endpoint}, frames {server.frames_endpoint}, views {server.views_endpoint}",
-          flush=True)
+                       device=args.device, live_options={"policy": args.policy}, save_dir=save_dir, **curve)
+    where = "any path" if save_dir is None else f"snapshots in {save_dir.absolute()}"
+    print(f"ngp serve: requests {server.endpoint}, frames {server.frames_endpoint}, views {server.views_endpoint}, "
+          f"{where}", flush=True)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
@@ -401,6 +404,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--capacity", type=int, default=defaults.capacity, help="frames kept for training")
     p.add_argument("--min-frames", type=int, default=defaults.min_frames, help="frames before training starts")
     p.add_argument("--policy", choices=("ring", "keyframes"), default="ring", help="replacement when full")
+    paths = p.add_mutually_exclusive_group()
+    paths.add_argument("--save-dir", default="snapshots",
+                       help="save/load paths are relative to this folder and may not leave it (default: ./snapshots; "
+                            "absolute paths, '..' and symlinks out of it are refused with io_error)")
+    paths.add_argument("--allow-any-path", action="store_true",
+                       help="let clients save/load any path the server's user may write or read (trusted setups only)")
     p.add_argument("--curve-cert", default=None,
                    help="require CURVE encryption with this server certificate (a .key_secret file from "
                         "zmq.auth.create_certificates); clients need its public key")

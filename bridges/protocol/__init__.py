@@ -11,7 +11,7 @@ Server side::
     try:
         request = parse_request(frames, limits)          # a typed Request, e.g. AddFrame
     except ProtocolError as e:
-        send(encode_message(make_error(e.seq, e.code, e.message)))
+        send(encode_message(make_error(e.seq, e.code, e.message, request_type=e.request_type)))
     else:
         send(encode_message(make_reply(request.seq, request.TYPE, index=3, frame_count=4)))
 

@@ -36,14 +36,16 @@ class ProtocolError(Exception):
         code: stable machine-readable error code (class attribute of each subclass).
         message: the message.
         seq: the request's ``seq`` or None.
+        request_type: the request's ``type`` when it could be read, or None.
     """
 
     code: ClassVar[str] = "internal"
 
-    def __init__(self, message: str, *, seq: int | None = None):
+    def __init__(self, message: str, *, seq: int | None = None, request_type: str | None = None):
         super().__init__(message)
         self.message = message
         self.seq = seq
+        self.request_type = request_type
 
 
 class BadHeaderError(ProtocolError):

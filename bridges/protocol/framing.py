@@ -22,6 +22,7 @@ __all__ = [
     "common_field",
     "is_seq",
     "is_stamp",
+    "recover_seq_and_type",
 ]
 
 _UINT64 = 2**64
@@ -86,6 +87,96 @@ def decode_header(frame: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]
         raise BadHeaderError(f"header must be a msgpack map, got {value_kind(obj)}")
     check_tree(obj, limits.max_depth)
     return obj
+
+
+# -- lenient recovery of seq / type from a header the strict decoder rejected ------------------------------------
+# msgpack first bytes: (fixed size of the rest, or None) and how to read a variable length / container count
+_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2,
+          0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+_LEN_BYTES = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin / str: length, then data
+_EXT_LEN = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # ext: length, type byte, data
+_COUNT = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # array / map 16/32: (count bytes, items/entry)
+
+
+def _object_end(buf: memoryview, pos: int) -> int:
+    """End offset of the msgpack object starting at ``pos`` (any nesting, iteratively); IndexError if cut."""
+    pending = 1
+    n = len(buf)
+    while pending:
+        if pos >= n:
+            raise IndexError("truncated")
+        b = buf[pos]
+        pending -= 1
+        if b <= 0x7F or b >= 0xE0:
+            pos += 1
+        elif 0x80 <= b <= 0x8F:
+            pending += 2 * (b & 0x0F)
+            pos += 1
+        elif 0x90 <= b <= 0x9F:
+            pending += b & 0x0F
+            pos += 1
+        elif 0xA0 <= b <= 0xBF:
+            pos += 1 + (b & 0x1F)
+        elif b in _FIXED:
+            pos += 1 + _FIXED[b]
+        elif b in _LEN_BYTES:
+            k = _LEN_BYTES[b]
+            pos += 1 + k + int.from_bytes(buf[pos + 1:pos + 1 + k], "big")
+        elif b in _EXT_LEN:
+            k = _EXT_LEN[b]
+            pos += 2 + k + int.from_bytes(buf[pos + 1:pos + 1 + k], "big")
+        elif b in _COUNT:
+            k, per = _COUNT[b]
+            pending += per * int.from_bytes(buf[pos + 1:pos + 1 + k], "big")
+            pos += 1 + k
+        else:  # 0xC1 is never used
+            raise ValueError("invalid msgpack byte")
+    if pos > n:
+        raise IndexError("truncated")
+    return pos
+
+
+def recover_seq_and_type(frame: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[int | None, str | None]:
+    """``(seq, type)`` read leniently from a header the strict decoder rejected, each None when unreadable.
+
+    Only the first ``max_header_bytes`` bytes are looked at; the top level must be a map; its entries are walked
+    (values skipped by size, whatever they hold: deep nesting, long strings, ``bin``/``ext``), stopping at the
+    first malformed or cut entry; bytes after the map are ignored. ``seq`` counts when it is an integer in
+    0 .. 2^64-1, ``type`` when it is a string of at most ``max_str_len`` bytes; a key seen twice keeps its first
+    value.
+    """
+    buf = as_buffer(frame)[: limits.max_header_bytes]
+    found: dict[str, Any] = {}
+    try:
+        if not buf:
+            return None, None
+        b = buf[0]
+        if 0x80 <= b <= 0x8F:
+            count, pos = b & 0x0F, 1
+        elif b in (0xDE, 0xDF):
+            k = _COUNT[b][0]
+            count, pos = int.from_bytes(buf[1:1 + k], "big"), 1 + k
+        else:
+            return None, None
+        for _ in range(count):
+            key_end = _object_end(buf, pos)
+            value_end = _object_end(buf, key_end)
+            try:
+                key = msgpack.unpackb(buf[pos:key_end], raw=False)
+            except Exception:
+                key = None
+            if key in ("seq", "type") and key not in found:
+                try:
+                    found[key] = msgpack.unpackb(buf[key_end:value_end], raw=False, max_str_len=limits.max_str_len)
+                except Exception:
+                    found[key] = None
+                if len(found) == 2:
+                    break
+            pos = value_end
+    except (IndexError, ValueError):
+        pass
+    seq, kind = found.get("seq"), found.get("type")
+    return (seq if is_seq(seq) else None), (kind if isinstance(kind, str) else None)
 
 
 def split_envelope(frames: Sequence[Any]) -> tuple[list[Any], list[Any]]:

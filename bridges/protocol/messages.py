@@ -42,7 +42,15 @@ from .errors import (
     error_from_code,
 )
 from .fields import FieldReader, short_repr
-from .framing import check_version, common_field, decode_frames, encode_message, is_seq, is_stamp
+from .framing import (
+    check_version,
+    common_field,
+    decode_frames,
+    encode_message,
+    is_seq,
+    is_stamp,
+    recover_seq_and_type,
+)
 
 __all__ = [
     "Request",
@@ -468,7 +476,12 @@ def parse_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Req
     Raises:
         ProtocolError: a subclass naming what is wrong; its ``seq`` is set when the header's ``seq`` was readable.
     """
-    header, payloads = decode_frames(frames, limits)
+    try:
+        header, payloads = decode_frames(frames, limits)
+    except ProtocolError as e:  # the strict decoder refused the header: read seq (and type) leniently
+        if len(frames):
+            e.seq, e.request_type = recover_seq_and_type(frames[0], limits)
+        raise
     seq = header.get("seq")
     seq = seq if is_seq(seq) else None
     try:
@@ -490,6 +503,8 @@ def parse_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Req
     except ProtocolError as e:
         if e.seq is None:
             e.seq = seq
+        if e.request_type is None and isinstance(header.get("type"), str):
+            e.request_type = header["type"]
         raise
 
 
@@ -541,13 +556,15 @@ def make_reply(seq: int, type: str, *, stamp_ns: int | None = None, **fields: An
     return {"v": PROTOCOL_VERSION, "type": f"{type}_ok", "seq": seq, "stamp_ns": _stamp(stamp_ns), **fields}
 
 
-def make_error(seq: int | None, code: str, message: str, *, stamp_ns: int | None = None) -> dict[str, Any]:
-    """An error reply header ``{"v", "type": "error", "seq", "stamp_ns", "code", "message"}``.
+def make_error(seq: int | None, code: str, message: str, *, stamp_ns: int | None = None,
+               request_type: str | None = None) -> dict[str, Any]:
+    """An error reply header ``{"v", "type": "error", "seq", "stamp_ns", "code", "message", "request_type"}``.
 
     Args:
         seq: the request's ``seq``, or None (sent as nil) when it could not be read.
         code: one of :data:`ERROR_CODES`.
         message: explanation; cut to 1000 characters.
+        request_type: the request's ``type`` when it could be read (at most 64 characters kept), else nil.
 
     Raises:
         ValueError: unknown code.
@@ -561,6 +578,7 @@ def make_error(seq: int | None, code: str, message: str, *, stamp_ns: int | None
         "stamp_ns": _stamp(stamp_ns),
         "code": code,
         "message": message[:1000],
+        "request_type": None if request_type is None else str(request_type)[:64],
     }
 
 

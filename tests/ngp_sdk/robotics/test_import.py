@@ -255,3 +255,15 @@ def test_a_snapshot_of_an_import_evaluates_on_the_original_val_split(tmp, scene_
     ref = np.stack([nerf_matrix_to_ngp(m, scene.scale, scene.offset)[:3] for m in val.nerf_poses])
     assert np.allclose(got, ref, atol=1e-6)
     assert np.array_equal(scene.poses_of(imported), imported.poses)
+
+
+@pytest.mark.parametrize("fmt", ["mcap", "sqlite3"])
+def test_truncated_ros2_bags_give_a_bag_error(tmp, scene_capture, fmt):
+    images, poses, intr = scene_capture
+    info = write_capture(tmp / "b", images, poses, intr, format=fmt)
+    data_file = next(f for f in (tmp / "b").iterdir() if f.suffix in (".mcap", ".db3"))
+    data = data_file.read_bytes()
+    data_file.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(BagError, match=r"cannot read bag|damaged|does not deserialise"):
+        import_rosbag(tmp / "b", tmp / "out", FrameOptions(image_topics=(info["image_topic"],)), progress=False)
+    assert not (tmp / "out").exists() and not (tmp / "out.partial").exists()
