@@ -65,7 +65,7 @@ def replay(bag: Path, data: Path, image_topic: str, seconds: float, max_val: int
     cmd = _ngp("serve", "--bind", eps[0], "--frames-bind", eps[1], "--views-bind", eps[2], "--replay", str(bag),
                "--image-topic", image_topic, "--rate", "1")
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, stdout=sys.stderr)  # the server's lines go to stderr: stdout is the JSON
     val = load_nerf_dataset(data / "transforms_val.json")
     try:
         with NgpClient(eps[0], timeout_s=600) as c:

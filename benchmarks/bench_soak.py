@@ -139,7 +139,8 @@ def main() -> int:
               "frames_added": status["frames_added"], "frame_count": status["frame_count"], "step": status["step"],
               "elapsed_s": round(time.monotonic() - t0, 1), "achieved_fps": round(sent / duration, 2)}
     for name, series in (("rss_mb", rss), ("render_s", renders), ("ack_s", acks)):
-        result[name] = {"first_fifth": _summary(part(series, 0.0, 0.2)), "last_fifth": _summary(part(series, 0.8, 1.01))}
+        result[name] = {"first_fifth": _summary(part(series, 0.0, 0.2)),
+                        "last_fifth": _summary(part(series, 0.8, 1.01))}
     result["rss_mb"]["max"] = round(max(v for _, v in rss), 1)
     print(json.dumps(result))
     if args.json_out:
