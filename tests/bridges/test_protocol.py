@@ -708,7 +708,7 @@ PLAUSIBLE = {
     ),
     "pose": st.fixed_dictionaries(
         {
-            "matrix": st.just(IDENTITY) | st.lists(NUMBER, min_size=15, max_size=17),
+            "matrix": st.builds(list, st.just(IDENTITY)) | st.lists(NUMBER, min_size=15, max_size=17),  # a fresh list: mutated() edits what it draws
             "convention": st.sampled_from([*proto.POSE_CONVENTIONS, "x"]),
         }
     ),
