@@ -2,7 +2,8 @@
 
 A Session is a coordinator: everything primitive-specific lives in the task it owns (built and restored
 through :mod:`ngp_sdk.core.registry`), so the Session never switches on a mode and never imports a primitive.
-``step`` and ``render`` take one lock, so a render never sees half an update.
+``step`` and ``render`` take one lock, so a render never sees half an update; the background trainer gives
+way to anybody waiting for that lock (a render waits for at most the step in progress, never for a run of them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,40 @@ from ngp_sdk.core.task import Task
 from ngp_sdk.core.trainer import BackgroundTrainer
 
 __all__ = ["Session", "TrainResult"]
+
+
+class _SessionLock:
+    """A re-entrant lock the background trainer yields: it takes its next step only once nobody else waits.
+
+    A plain lock released and re-taken at once by a busy training thread is almost never won by a thread that
+    waits for it (the waiter must first be scheduled), so a render could wait for many steps. Callers entering
+    with ``with lock:`` register as waiting; :meth:`give_way` blocks the trainer until they hold the lock.
+    """
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._cv = threading.Condition(threading.Lock())
+        self._waiting = 0
+
+    def __enter__(self) -> _SessionLock:
+        with self._cv:
+            self._waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._cv:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._cv.notify_all()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+    def give_way(self, timeout: float = 60.0) -> None:
+        """Wait (up to ``timeout`` seconds) until no thread waits to enter."""
+        with self._cv:
+            self._cv.wait_for(lambda: self._waiting == 0, timeout)
 
 
 @dataclass(frozen=True)
@@ -61,7 +96,7 @@ class Session:
             raise ConfigError(f"a Session drives a ngp_sdk.core.task.Task, got {type(task).__name__}")
         self.task = task
         self.metrics: dict[str, float] = {}
-        self._lock = threading.RLock()
+        self._lock = _SessionLock()
         self._train_seconds = 0.0
         self._trainer = None
 
@@ -190,8 +225,9 @@ class Session:
             raise SnapshotError(f"{path}: not a NeRF snapshot (primitive {doc.get('primitive')!r})")
         return cls.live_from_snapshot(path, device=device, **live)
 
-    def locked(self) -> threading.RLock:
-        """The lock ``step``/``render`` hold: ``with session.locked():`` sees the model between two steps."""
+    def locked(self) -> _SessionLock:
+        """The lock ``step``/``render`` hold: ``with session.locked():`` sees the model between two steps
+        (background training gives way to it after the step in progress)."""
         return self._lock
 
     @property
@@ -284,9 +320,13 @@ class Session:
         if self._trainer is not None and self._trainer.alive:
             raise ConfigError("background training is already running; stop() it first")
         self.warmup()
-        self._trainer = BackgroundTrainer(self.step, ready=self.task.ready,
+        self._trainer = BackgroundTrainer(self._background_step, ready=self.task.ready,
                                           samples_per_step=lambda: self.task.samples_per_step)
         self._trainer.start()
+
+    def _background_step(self) -> dict[str, float]:
+        self._lock.give_way()
+        return self.step()
 
     def pause(self) -> None:
         """Pause background training after the current step (no-op when not running)."""

@@ -708,7 +708,8 @@ PLAUSIBLE = {
     ),
     "pose": st.fixed_dictionaries(
         {
-            "matrix": st.builds(list, st.just(IDENTITY)) | st.lists(NUMBER, min_size=15, max_size=17),  # a fresh list: mutated() edits what it draws
+            # a fresh list each time: mutated() edits what it draws in place
+            "matrix": st.builds(list, st.just(IDENTITY)) | st.lists(NUMBER, min_size=15, max_size=17),
             "convention": st.sampled_from([*proto.POSE_CONVENTIONS, "x"]),
         }
     ),

@@ -64,3 +64,31 @@ def test_errors_in_the_thread_are_reported(device):
     s.start()
     _wait(lambda: s.status()["state"] == "stopped")
     assert "kaboom" in s.status()["error"]
+
+
+def test_a_render_waits_for_the_step_in_progress_not_for_a_run_of_steps(device):
+    """The trainer gives way: a render asked for while a step runs gets the lock as soon as that step ends."""
+    s = Session.image(make_test_image(), config=SMALL, device=device)
+    step = s.task.step
+
+    def busy_step():  # a step that keeps the CPU (and the GIL) busy, like a long kernel launch
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.02:
+            pass
+        return step()
+
+    s.task.step = busy_step
+    s.start()
+    try:
+        _wait(lambda: s.step_count >= 3)
+        waited = []
+        for _ in range(30):
+            n = s.step_count
+            with s.locked():
+                waited.append(s.step_count - n)
+            time.sleep(0.005)
+    finally:
+        s.stop()
+    assert s.status()["error"] is None
+    assert max(waited) <= 2, waited  # the step in progress, and at most one that had already passed give_way
+    assert s.step_count > 10  # and training still went on between the renders
