@@ -8,11 +8,12 @@ way to anybody waiting for that lock (a render waits for at most the step in pro
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,38 +29,84 @@ from ngp_sdk.core.trainer import BackgroundTrainer
 __all__ = ["Session", "TrainResult"]
 
 
-class _SessionLock:
-    """A re-entrant lock the background trainer yields: it takes its next step only once nobody else waits.
+#: Most seconds of training the background trainer may claim back, before others get the session again, after
+#: they held it (a long render is followed by as much training, up to this, before the next render starts).
+MAX_TRAINING_CLAIM_S = 5.0
+#: A trainer that finished a step this recently (seconds) is about to start the next one: others let it.
+_TRAINER_GAP_S = 0.05
 
-    A plain lock released and re-taken at once by a busy training thread is almost never won by a thread that
-    waits for it (the waiter must first be scheduled), so a render could wait for many steps. Callers entering
-    with ``with lock:`` register as waiting; :meth:`give_way` blocks the trainer until they hold the lock.
+
+class _SessionLock:
+    """The session's re-entrant lock, shared fairly between the background trainer and everybody else.
+
+    A plain lock released and re-taken at once by a busy thread is almost never won by a thread waiting for it
+    (the waiter must first be scheduled): a render waited for dozens of training steps, or training for a queue
+    of renders. Here the time others hold the lock becomes the trainer's *claim*: while the claim is positive the
+    trainer goes first, and while it is used up anybody waiting goes first. So training keeps about half of the
+    time when renders are asked back to back, and a render waits for the step in progress plus at most the
+    claim (:data:`MAX_TRAINING_CLAIM_S`).
     """
 
     def __init__(self):
-        self._lock = threading.RLock()
         self._cv = threading.Condition(threading.Lock())
-        self._waiting = 0
+        self._owner: int | None = None
+        self._depth = 0
+        self._since = 0.0
+        self._others_waiting = 0
+        self._trainer: int | None = None  # thread id of the background trainer
+        self._trainer_waiting = False
+        self._trainer_left = -math.inf  # when the trainer last released the lock
+        self._claim = 0.0
+
+    def _trainer_first(self) -> bool:
+        soon = self._trainer_waiting or time.perf_counter() - self._trainer_left < _TRAINER_GAP_S
+        return self._claim > 0.0 and soon
 
     def __enter__(self) -> _SessionLock:
+        me = threading.get_ident()
         with self._cv:
-            self._waiting += 1
-        try:
-            self._lock.acquire()
-        finally:
-            with self._cv:
-                self._waiting -= 1
-                if not self._waiting:
-                    self._cv.notify_all()
+            if self._owner == me:
+                self._depth += 1
+                return self
+            self._others_waiting += 1
+            try:
+                while self._owner is not None or self._trainer_first():
+                    self._cv.wait(_TRAINER_GAP_S)
+            finally:
+                self._others_waiting -= 1
+            self._owner, self._depth, self._since = me, 1, time.perf_counter()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._lock.release()
-
-    def give_way(self, timeout: float = 60.0) -> None:
-        """Wait (up to ``timeout`` seconds) until no thread waits to enter."""
         with self._cv:
-            self._cv.wait_for(lambda: self._waiting == 0, timeout)
+            self._depth -= 1
+            if self._depth:
+                return
+            now = time.perf_counter()
+            if self._owner == self._trainer:
+                self._claim = max(self._claim - (now - self._since), 0.0)
+                self._trainer_left = now
+            else:
+                self._claim = min(self._claim + (now - self._since), MAX_TRAINING_CLAIM_S)
+            self._owner = None
+            self._cv.notify_all()
+
+    @contextlib.contextmanager
+    def trainer_turn(self) -> Iterator[None]:
+        """Hold the lock for one background training step: ``with lock.trainer_turn(): ...``."""
+        me = threading.get_ident()
+        with self._cv:
+            self._trainer, self._trainer_waiting = me, True
+            try:
+                while self._owner is not None or (self._others_waiting and self._claim <= 0.0):
+                    self._cv.wait()
+            finally:
+                self._trainer_waiting = False
+            self._owner, self._depth, self._since = me, 1, time.perf_counter()
+        try:
+            yield
+        finally:
+            self.__exit__()
 
 
 @dataclass(frozen=True)
@@ -325,8 +372,9 @@ class Session:
         self._trainer.start()
 
     def _background_step(self) -> dict[str, float]:
-        self._lock.give_way()
-        return self.step()
+        """One step of the background trainer, taken under the fair hand-over of :class:`_SessionLock`."""
+        with self._lock.trainer_turn():
+            return self.step()
 
     def pause(self) -> None:
         """Pause background training after the current step (no-op when not running)."""

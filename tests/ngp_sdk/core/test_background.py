@@ -92,3 +92,25 @@ def test_a_render_waits_for_the_step_in_progress_not_for_a_run_of_steps(device):
     assert s.status()["error"] is None
     assert max(waited) <= 2, waited  # the step in progress, and at most one that had already passed give_way
     assert s.step_count > 10  # and training still went on between the renders
+
+
+def test_long_renders_leave_training_at_least_half_of_the_time(device):
+    """Renders asked back to back: after each, training takes back as long as the render held the session
+    (so it keeps about half of the time) and the next render waits for about that, not for ever."""
+    s = Session.image(make_test_image(), config=SMALL, device=device)
+    s.start()
+    try:
+        _wait(lambda: s.step_count >= 3)
+        waits, steps = [], []
+        for _ in range(6):
+            n, t = s.step_count, time.perf_counter()
+            with s.locked():
+                waits.append(time.perf_counter() - t)
+                steps.append(s.step_count - n)
+                time.sleep(0.3)  # a "render" holding the session for 0.3 s
+    finally:
+        s.stop()
+    assert s.status()["error"] is None
+    # after the first, every render waited while training took back ~0.3 s (>= 0.2 s), but not much longer
+    assert min(waits[1:]) >= 0.2 and max(waits) < 2.0, waits
+    assert min(steps[1:]) >= 1, steps
