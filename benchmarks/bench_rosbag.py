@@ -69,14 +69,7 @@ def replay(bag: Path, data: Path, image_topic: str, seconds: float, max_val: int
     val = load_nerf_dataset(data / "transforms_val.json")
     try:
         with NgpClient(eps[0], timeout_s=600) as c:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    c.hello()
-                    break
-                except TimeoutError:
-                    if time.monotonic() > deadline:
-                        raise
+            c.wait_for_server(120)  # a spawned server needs a moment to import Warp
             while c.status()["frame_count"] == 0:
                 time.sleep(0.1)
             t0 = time.monotonic()

@@ -90,14 +90,7 @@ def main() -> int:
     stop = threading.Event()
     try:
         with NgpClient(eps[0], timeout_s=600) as c:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    c.hello()
-                    break
-                except TimeoutError:
-                    if time.monotonic() > deadline:
-                        raise
+            c.wait_for_server(120)  # a spawned server needs a moment to import Warp
             c.configure(aabb_scale=1, capacity=256, min_frames=8)
         t0 = time.monotonic()
         duration = 60.0 * args.minutes

@@ -179,6 +179,20 @@ class NgpClient:
         self._views_endpoint = self._views_endpoint or endpoints.get("views")
         return fields
 
+    def wait_for_server(self, timeout_s: float = 120.0) -> dict[str, Any]:
+        """:meth:`hello` until a server answers (one just spawned needs a moment to import Warp).
+
+        Raises:
+            TimeoutError: no answer within ``timeout_s`` seconds.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.hello()
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     def configure(self, *, config: dict[str, Any] | None = None, aabb_scale: int = 1, scale: float = 0.33,
                   offset: tuple[float, float, float] = (0.5, 0.5, 0.5), capacity: int = 256, min_frames: int = 1,
                   timeout_s: float | None = 300.0) -> dict[str, Any]:

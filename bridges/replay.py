@@ -18,7 +18,7 @@ from typing import Any
 from bridges.client import NgpClient
 from ngp_sdk.robotics.bag import Bag
 from ngp_sdk.robotics.frames import BagFrames, FrameOptions
-from ngp_sdk.robotics.scene_box import estimate_scene_box, scene_box_from_aabb
+from ngp_sdk.robotics.scene_box import choose_scene_box
 
 __all__ = ["ReplayStats", "replay_bag"]
 
@@ -60,10 +60,7 @@ def replay_bag(bag_path: str | os.PathLike, endpoint: str, options: FrameOptions
     stop = stop or threading.Event()
     with Bag(bag_path) as bag:
         frames = BagFrames(bag, options)
-        if aabb is not None:
-            scene = scene_box_from_aabb(aabb, 1 if aabb_scale is None else aabb_scale)
-        else:
-            scene = estimate_scene_box(frames.poses(), aabb_scale)
+        scene = choose_scene_box(aabb, aabb_scale, frames.poses)
         with NgpClient(endpoint, timeout_s=timeout_s) as client:
             client.hello()
             if configure:

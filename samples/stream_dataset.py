@@ -98,14 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         proc, endpoint = _spawn_server(args)
     try:
         with NgpClient(endpoint, timeout_s=60) as c:
-            deadline = time.monotonic() + 60
-            while True:  # a spawned server needs a moment to import Warp
-                try:
-                    c.hello()
-                    break
-                except TimeoutError:
-                    if time.monotonic() > deadline:
-                        raise
+            c.wait_for_server(60)  # a spawned server needs a moment to import Warp
             config = json.loads(Path(args.config).read_text()) if args.config else {}
             c.configure(config=config, aabb_scale=int(train.aabb_scale), scale=float(train.scale),
                         offset=tuple(train.offset), capacity=args.capacity)

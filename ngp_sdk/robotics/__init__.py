@@ -17,11 +17,12 @@ from ngp_sdk.robotics.frames import BagFrames, FrameOptions, PosedFrame
 from ngp_sdk.robotics.importer import ImportResult, import_rosbag
 from ngp_sdk.robotics.live import LiveFrameAssembler
 from ngp_sdk.robotics.messages import MessageError
-from ngp_sdk.robotics.scene_box import SceneBox, estimate_scene_box, scene_box_from_aabb
+from ngp_sdk.robotics.scene_box import SceneBox, choose_scene_box, estimate_scene_box, scene_box_from_aabb
 from ngp_sdk.robotics.tf import TfBuffer, TfError
 from ngp_sdk.robotics.writer import BagWriter, write_capture
 
 __all__ = ["Bag", "BagError", "BagFrames", "FrameOptions", "PosedFrame", "ImportResult", "import_rosbag",
            "LiveFrameAssembler",
-           "MessageError", "SceneBox", "estimate_scene_box", "scene_box_from_aabb", "TfBuffer", "TfError",
+           "MessageError", "SceneBox", "choose_scene_box", "estimate_scene_box", "scene_box_from_aabb",
+           "TfBuffer", "TfError",
            "BagWriter", "write_capture"]

@@ -31,7 +31,7 @@ import numpy as np
 from ngp_sdk.core.errors import DataError
 from ngp_sdk.robotics.bag import Bag
 from ngp_sdk.robotics.frames import BagFrames, FrameOptions, PosedFrame
-from ngp_sdk.robotics.scene_box import SceneBox, estimate_scene_box, scene_box_from_aabb
+from ngp_sdk.robotics.scene_box import SceneBox, choose_scene_box
 
 __all__ = ["ImportResult", "import_rosbag", "frame_camera_keys"]
 
@@ -98,10 +98,7 @@ def import_rosbag(bag_path: str | os.PathLike, out: str | os.PathLike, options: 
     shutil.rmtree(partial, ignore_errors=True)
     with Bag(bag_path) as bag:
         frames = BagFrames(bag, options)
-        if aabb is not None:
-            scene = scene_box_from_aabb(aabb, 1 if aabb_scale is None else aabb_scale)
-        else:
-            scene = estimate_scene_box(frames.poses(), aabb_scale)
+        scene = choose_scene_box(aabb, aabb_scale, frames.poses)
         partial.mkdir(parents=True)
         records: list[dict[str, Any]] = []
         try:

@@ -13,7 +13,7 @@ lets rays see the surroundings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from ngp_sdk.core.cameras import NERF_SCALE
 from ngp_sdk.core.errors import DataError
 
-__all__ = ["SceneBox", "scene_box_from_aabb", "estimate_scene_box"]
+__all__ = ["SceneBox", "scene_box_from_aabb", "estimate_scene_box", "choose_scene_box"]
 
 #: Mean camera distance, in NeRF units, of an object capture after scaling (instant-ngp's colmap2nerf).
 OBJECT_CAMERA_DISTANCE = 4.0
@@ -85,3 +85,12 @@ def estimate_scene_box(c2w: np.ndarray, aabb_scale: int | None = None) -> SceneB
     scale = 0.25 / max(extent, 1e-6)  # every camera within the central half of the unit cube
     return SceneBox(scale, tuple(float(v) for v in 0.5 - centroid * scale),
                     16 if aabb_scale is None else int(aabb_scale), "cameras (inside-out)")
+
+
+def choose_scene_box(aabb: Sequence[float] | None, aabb_scale: int | None,
+                     poses: Callable[[], np.ndarray]) -> SceneBox:
+    """The box a user gave (``aabb``, with ``aabb_scale`` or 1), else one estimated from ``poses()`` (called only
+    then: resolving every camera pose may read a whole bag)."""
+    if aabb is not None:
+        return scene_box_from_aabb(aabb, 1 if aabb_scale is None else aabb_scale)
+    return estimate_scene_box(poses(), aabb_scale)
