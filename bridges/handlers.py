@@ -88,7 +88,8 @@ class Handlers:
             ``configure`` / ``load``. Background training is started for it.
         limits: protocol limits announced in ``hello_ok``.
         device: Warp device of sessions created by ``configure`` / ``load``.
-        live_options: server-side options of live sessions (see :data:`LIVE_OPTION_KEYS`).
+        live_options: server-side options of live sessions (see :data:`LIVE_OPTION_KEYS`), and
+            ``training_share`` (:attr:`Session.training_share` of every session served).
         save_dir: when set, ``save``/``load`` paths are confined to this directory.
         endpoints: ``() -> {"frames": ..., "views": ...}`` of the bound PULL / PUB sockets (None = absent).
         max_views: most registered views.
@@ -162,6 +163,8 @@ class Handlers:
             self.session.stop()
         self.session = session
         self.camera_frames = {}
+        if self.live_options.get("training_share") is not None:
+            session.training_share = self.live_options["training_share"]
         session.start()
 
     def stop(self) -> None:

@@ -33,6 +33,7 @@ import zmq
 from bridges import protocol as P
 from bridges.handlers import SERVER_NAME, SLOW_REQUESTS, Handlers
 from bridges.render_worker import RenderWorker
+from ngp_sdk.core.session import DEFAULT_TRAINING_SHARE
 
 __all__ = ["NgpServer", "register_cli", "SERVER_NAME"]
 
@@ -56,7 +57,7 @@ class NgpServer:
         allow: client public keys (Z85) admitted under CURVE; None admits any client with the server key.
         device: Warp device of sessions created by ``configure`` / ``load``.
         live_options: server-side options of live sessions (``policy``, ``max_resolution``, ...; see
-            :data:`bridges.handlers.LIVE_OPTION_KEYS`).
+            :data:`bridges.handlers.LIVE_OPTION_KEYS`) and ``training_share`` (see ``Session.training_share``).
         save_dir: when set, ``save``/``load`` paths are confined to this directory.
         max_pending_renders: renders / mesh exports / view renders queued for the render worker at most; more
             are answered with ``busy``.
@@ -390,7 +391,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     replay = _replay_options(args)
     save_dir = None if args.allow_any_path else Path(args.save_dir)
     server = NgpServer(session, bind=args.bind, frames_bind=args.frames_bind, views_bind=args.views_bind,
-                       device=args.device, live_options={"policy": args.policy}, save_dir=save_dir, **curve)
+                       device=args.device, live_options={"policy": args.policy, "training_share": args.training_share},
+                       save_dir=save_dir, **curve)
     where = "any path" if save_dir is None else f"snapshots in {save_dir.absolute()}"
     print(f"ngp serve: requests {server.endpoint}, frames {server.frames_endpoint}, views {server.views_endpoint}, "
           f"{where}", flush=True)
@@ -413,6 +415,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0.0 <= share <= 0.9:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 0.9], got {text!r}")
+    return share
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """``ngp serve``: the plugin hook of :mod:`ngp_sdk.cli` (entry point group ``ngp_sdk.commands``)."""
     p = subparsers.add_parser("serve", help="serve a live NeRF over ZeroMQ (docs/protocol.md)")
@@ -427,6 +439,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--capacity", type=int, default=defaults.capacity, help="frames kept for training")
     p.add_argument("--min-frames", type=int, default=defaults.min_frames, help="frames before training starts")
     p.add_argument("--policy", choices=("ring", "keyframes"), default="ring", help="replacement when full")
+    p.add_argument("--training-share", type=_training_share, default=DEFAULT_TRAINING_SHARE, metavar="F",
+                   help="share of the time training keeps while renders are asked back to back, 0..0.9 (default "
+                        "%(default)s; 0 favours render latency: training only fills the gaps between requests)")
     paths = p.add_mutually_exclusive_group()
     paths.add_argument("--save-dir", default="snapshots",
                        help="save/load paths are relative to this folder and may not leave it (default: ./snapshots; "

@@ -43,6 +43,8 @@ def _spawn_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     eps = [f"tcp://127.0.0.1:{p}" for p in ports]
     cmd = [sys.executable, "-m", "ngp_sdk.cli", "--device", args.device, "serve", "--bind", eps[0],
            "--frames-bind", eps[1], "--views-bind", eps[2], "--capacity", str(args.capacity)]
+    if args.training_share is not None:
+        cmd += ["--training-share", str(args.training_share)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL), eps[0]
 
 
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="JSON config file sent with configure")
     p.add_argument("--spawn-server", action="store_true")
     p.add_argument("--device", default="cpu", help="device of a spawned server")
+    p.add_argument("--training-share", type=float, default=None,
+                   help="ngp serve --training-share of a spawned server (default: the server's)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 

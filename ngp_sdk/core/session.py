@@ -30,8 +30,10 @@ __all__ = ["Session", "TrainResult"]
 
 
 #: Most seconds of training the background trainer may claim back, before others get the session again, after
-#: they held it (a long render is followed by as much training, up to this, before the next render starts).
+#: they held it (a long render is followed by its share of training, up to this, before the next render starts).
 MAX_TRAINING_CLAIM_S = 5.0
+#: Default :attr:`Session.training_share`.
+DEFAULT_TRAINING_SHARE = 0.5
 #: A trainer that finished a step this recently (seconds) is about to start the next one: others let it.
 _TRAINER_GAP_S = 0.05
 
@@ -44,10 +46,13 @@ class _SessionLock:
     of renders. Here the time others hold the lock becomes the trainer's *claim*: while the claim is positive the
     trainer goes first, and while it is used up anybody waiting goes first. So training keeps about half of the
     time when renders are asked back to back, and a render waits for the step in progress plus at most the
-    claim (:data:`MAX_TRAINING_CLAIM_S`).
+    claim (:data:`MAX_TRAINING_CLAIM_S`). ``training_share`` sets the claim: each second others held the lock
+    earns the trainer ``share / (1 - share)`` seconds (0.5: one second; 0: none, the trainer only takes the
+    gaps between others' requests).
     """
 
-    def __init__(self):
+    def __init__(self, training_share: float = DEFAULT_TRAINING_SHARE):
+        self.training_share = training_share
         self._cv = threading.Condition(threading.Lock())
         self._owner: int | None = None
         self._depth = 0
@@ -57,6 +62,16 @@ class _SessionLock:
         self._trainer_waiting = False
         self._trainer_left = -math.inf  # when the trainer last released the lock
         self._claim = 0.0
+
+    @property
+    def training_share(self) -> float:
+        return self._share
+
+    @training_share.setter
+    def training_share(self, share: float) -> None:
+        if not 0.0 <= float(share) <= 0.9:
+            raise ConfigError(f"training_share must be in [0, 0.9], got {share}")
+        self._share = float(share)
 
     def _trainer_first(self) -> bool:
         soon = self._trainer_waiting or time.perf_counter() - self._trainer_left < _TRAINER_GAP_S
@@ -87,7 +102,8 @@ class _SessionLock:
                 self._claim = max(self._claim - (now - self._since), 0.0)
                 self._trainer_left = now
             else:
-                self._claim = min(self._claim + (now - self._since), MAX_TRAINING_CLAIM_S)
+                earned = (now - self._since) * self._share / (1.0 - self._share)
+                self._claim = min(self._claim + earned, MAX_TRAINING_CLAIM_S)
             self._owner = None
             self._cv.notify_all()
 
@@ -271,6 +287,21 @@ class Session:
         if doc.get("primitive") != "nerf":
             raise SnapshotError(f"{path}: not a NeRF snapshot (primitive {doc.get('primitive')!r})")
         return cls.live_from_snapshot(path, device=device, **live)
+
+    @property
+    def training_share(self) -> float:
+        """The share of the session's time background training keeps while others (renders, evaluations, saves)
+        ask for it back to back, in [0, 0.9] (default 0.5; like the ``train_util`` of nerfstudio's viewer).
+
+        A render waits for the step in progress plus, after others held the session for ``t`` seconds, about
+        ``t * share / (1 - share)`` seconds of training (at most :data:`MAX_TRAINING_CLAIM_S`). 0 favours render
+        latency (training only fills the gaps between requests); higher values favour training.
+        """
+        return self._lock.training_share
+
+    @training_share.setter
+    def training_share(self, share: float) -> None:
+        self._lock.training_share = share
 
     def locked(self) -> _SessionLock:
         """The lock ``step``/``render`` hold: ``with session.locked():`` sees the model between two steps

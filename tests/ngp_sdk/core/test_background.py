@@ -114,3 +114,40 @@ def test_long_renders_leave_training_at_least_half_of_the_time(device):
     # after the first, every render waited while training took back ~0.3 s (>= 0.2 s), but not much longer
     assert min(waits[1:]) >= 0.2 and max(waits) < 2.0, waits
     assert min(steps[1:]) >= 1, steps
+
+
+def test_training_share_zero_favours_render_latency_and_is_validated(device):
+    s = Session.image(make_test_image(), config=SMALL, device=device)
+    assert s.training_share == 0.5
+    for bad in (-0.1, 0.95, 1.0, float("nan")):
+        with pytest.raises(ConfigError, match="training_share"):
+            s.training_share = bad
+    s.training_share = 0.0
+    s.start()
+    try:
+        _wait(lambda: s.step_count >= 3)
+        waits = []
+        for _ in range(4):
+            t = time.perf_counter()
+            with s.locked():
+                waits.append(time.perf_counter() - t)
+                time.sleep(0.3)
+    finally:
+        s.stop()
+    assert max(waits) < 0.2, waits  # the step in progress at most, no claim after 0.3 s holds
+
+
+def test_the_server_applies_its_training_share(device):
+    from bridges.handlers import Handlers
+    from bridges.server import _training_share
+
+    s = Session.image(make_test_image(), config=SMALL, device=device)
+    h = Handlers(s, device=device, live_options={"training_share": 0.2})
+    try:
+        assert s.training_share == 0.2
+    finally:
+        h.stop()
+    assert _training_share("0.25") == 0.25
+    for bad in ("1", "-0.5", "x"):
+        with pytest.raises(Exception, match="must be a number in"):
+            _training_share(bad)
