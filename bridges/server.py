@@ -33,7 +33,8 @@ import zmq
 from bridges import protocol as P
 from bridges.handlers import SERVER_NAME, SLOW_REQUESTS, Handlers
 from bridges.render_worker import RenderWorker
-from ngp_sdk.core.session import DEFAULT_TRAINING_SHARE
+from ngp_sdk.core.errors import ConfigError
+from ngp_sdk.core.session import DEFAULT_TRAINING_SHARE, MAX_TRAINING_SHARE, check_training_share
 
 __all__ = ["NgpServer", "register_cli", "SERVER_NAME"]
 
@@ -417,12 +418,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _training_share(text: str) -> float:
     try:
-        share = float(text)
-    except ValueError:
-        share = float("nan")
-    if not 0.0 <= share <= 0.9:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 0.9], got {text!r}")
-    return share
+        return check_training_share(float(text))
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"must be a number in [0, {MAX_TRAINING_SHARE}], got {text!r}") from None
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -440,8 +438,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-frames", type=int, default=defaults.min_frames, help="frames before training starts")
     p.add_argument("--policy", choices=("ring", "keyframes"), default="ring", help="replacement when full")
     p.add_argument("--training-share", type=_training_share, default=DEFAULT_TRAINING_SHARE, metavar="F",
-                   help="share of the time training keeps while renders are asked back to back, 0..0.9 (default "
-                        "%(default)s; 0 favours render latency: training only fills the gaps between requests)")
+                   help=f"share of the time training keeps while renders are asked back to back, "
+                        f"0..{MAX_TRAINING_SHARE} (default %(default)s; 0 favours render latency: training only "
+                        "fills the gaps between requests)")
     paths = p.add_mutually_exclusive_group()
     paths.add_argument("--save-dir", default="snapshots",
                        help="save/load paths are relative to this folder and may not leave it (default: ./snapshots; "

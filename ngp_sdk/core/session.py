@@ -2,8 +2,8 @@
 
 A Session is a coordinator: everything primitive-specific lives in the task it owns (built and restored
 through :mod:`ngp_sdk.core.registry`), so the Session never switches on a mode and never imports a primitive.
-``step`` and ``render`` take one lock, so a render never sees half an update; the background trainer gives
-way to anybody waiting for that lock (a render waits for at most the step in progress, never for a run of them).
+``step`` and ``render`` take one lock, so a render never sees half an update; the lock is handed over fairly
+between the background trainer and everybody else (see :attr:`Session.training_share`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,21 @@ __all__ = ["Session", "TrainResult"]
 #: Most seconds of training the background trainer may claim back, before others get the session again, after
 #: they held it (a long render is followed by its share of training, up to this, before the next render starts).
 MAX_TRAINING_CLAIM_S = 5.0
-#: Default :attr:`Session.training_share`.
-DEFAULT_TRAINING_SHARE = 0.5
+#: Default and largest :attr:`Session.training_share`.
+DEFAULT_TRAINING_SHARE, MAX_TRAINING_SHARE = 0.5, 0.9
 #: A trainer that finished a step this recently (seconds) is about to start the next one: others let it.
 _TRAINER_GAP_S = 0.05
+
+
+def check_training_share(share: float) -> float:
+    """``share`` as a float when it is a valid :attr:`Session.training_share` (in ``[0, MAX_TRAINING_SHARE]``).
+
+    Raises:
+        ConfigError: anything else (NaN included).
+    """
+    if not 0.0 <= float(share) <= MAX_TRAINING_SHARE:
+        raise ConfigError(f"training_share must be a number in [0, {MAX_TRAINING_SHARE}], got {share}")
+    return float(share)
 
 
 class _SessionLock:
@@ -69,9 +80,7 @@ class _SessionLock:
 
     @training_share.setter
     def training_share(self, share: float) -> None:
-        if not 0.0 <= float(share) <= 0.9:
-            raise ConfigError(f"training_share must be in [0, 0.9], got {share}")
-        self._share = float(share)
+        self._share = check_training_share(share)
 
     def _trainer_first(self) -> bool:
         soon = self._trainer_waiting or time.perf_counter() - self._trainer_left < _TRAINER_GAP_S
@@ -291,7 +300,8 @@ class Session:
     @property
     def training_share(self) -> float:
         """The share of the session's time background training keeps while others (renders, evaluations, saves)
-        ask for it back to back, in [0, 0.9] (default 0.5; like the ``train_util`` of nerfstudio's viewer).
+        ask for it back to back, in [0, :data:`MAX_TRAINING_SHARE`] (default 0.5; like the ``train_util`` of
+        nerfstudio's viewer).
 
         A render waits for the step in progress plus, after others held the session for ``t`` seconds, about
         ``t * share / (1 - share)`` seconds of training (at most :data:`MAX_TRAINING_CLAIM_S`). 0 favours render
