@@ -30,7 +30,7 @@ from ngp_sdk.core.cli import (
 from ngp_sdk.core.errors import DataError, NgpError
 from ngp_sdk.core.registry import get_primitive, primitives
 
-__all__ = ["main", "build_parser", "PLUGIN_GROUP"]
+__all__ = ["main", "build_parser", "render_frame_count", "render_snapshot_frames", "PLUGIN_GROUP"]
 
 #: Entry-point group of command plugins: each entry is a ``register(subparsers)`` function that adds its
 #: subcommand and sets ``handler=`` (a function ``(args) -> exit status``) with ``set_defaults``.
@@ -113,11 +113,28 @@ def _add_plugin_parsers(sub: argparse._SubParsersAction) -> None:
         register(sub)
 
 
-def _cmd_render(args: argparse.Namespace) -> int:
+def render_frame_count(args: argparse.Namespace) -> int:
+    """How many frames ``ngp render`` with these arguments makes (known before the snapshot is read)."""
+    if args.orbit:
+        return args.orbit
+    return args.frames if args.camera_path else 1
+
+
+def render_snapshot_frames(args: argparse.Namespace, indices: Sequence[int] | None = None) -> list:
+    """The frames of ``ngp render`` (parsed arguments ``args``): all, or only frames ``indices`` of the sequence.
+
+    Raises:
+        SnapshotError: unreadable snapshot, or one of a primitive ``ngp render`` does not serve.
+        DataError: a bad camera path or view.
+    """
     names = tuple(s.name for s in primitives() if s.render_frames is not None)
     session = load_session(args.snapshot, args.device, names)
+    return get_primitive(session.primitive).render_frames(session, args, indices=indices)
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    frames = get_primitive(session.primitive).render_frames(session, args)
+    frames = render_snapshot_frames(args)
     written = write_frames(args.out, frames, fps=args.fps)
     h, w = frames[0].shape[:2]
     print(f"wrote {written}: {len(frames)} frame(s) of {w}x{h} in {time.perf_counter() - t0:.2f} s")

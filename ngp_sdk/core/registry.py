@@ -60,8 +60,9 @@ class Primitive:
         add_commands: ``add_commands(subparsers)`` adds the primitive's ``ngp`` sub-commands (each sets
             ``handler=`` with ``set_defaults``), or None.
         render_arguments: ``render_arguments(parser)`` adds options to the shared ``ngp render`` command.
-        render_frames: ``render_frames(session, args) -> [float32 linear RGB [H, W, 3], ...]`` for
-            ``ngp render`` (one view, an orbit or a camera path), or None when ``ngp render`` does not apply.
+        render_frames: ``render_frames(session, args, indices=None) -> [float32 linear RGB [H, W, 3], ...]`` for
+            ``ngp render`` (one view, an orbit or a camera path; ``indices``: only those frames of the sequence,
+            for ``ngp batch``'s frame ranges), or None when ``ngp render`` does not apply.
         demo: the primitive's ``ngp demo``, or None.
     """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,16 +113,21 @@ def _cameras(args: argparse.Namespace, scene) -> list[tuple[Any, Any]]:
     return [(None, None)]
 
 
-def render_frames(session, args: argparse.Namespace) -> list:
-    """The frames ``ngp render`` asks of a NeRF snapshot: a training view, an orbit or a camera path."""
+def render_frames(session, args: argparse.Namespace, indices: Sequence[int] | None = None) -> list:
+    """The frames ``ngp render`` asks of a NeRF snapshot: a training view, an orbit or a camera path.
+
+    ``indices`` renders only those frames of the sequence (None: all), as a batch worker rendering a frame range
+    does; frame ``i`` is the same whichever frames are rendered with it.
+    """
     from ngp_sdk.core.errors import DataError
 
     scene = session.task.scene
     view = args.view or 0
     if not 0 <= view < scene.n_cameras:
         raise DataError(f"--view {view} is out of range for {scene.n_cameras} cameras")
+    cameras = _cameras(args, scene)
     frames = []
-    for c2w, intr in _cameras(args, scene):
+    for c2w, intr in (cameras if indices is None else [cameras[i] for i in indices]):
         size = {} if intr is not None else {"width": args.width, "height": args.height}
         frames.append(session.render(view=view, c2w=c2w, intrinsics=intr, with_depth=args.depth, **size))
     return frames

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ngp_sdk.core.cli import EXIT_INTERRUPTED, add_output_options, add_training_budget, emit, load_session, positive_int
@@ -105,10 +106,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_frames(session, args: argparse.Namespace) -> list:
+def render_frames(session, args: argparse.Namespace, indices: Sequence[int] | None = None) -> list:
     """The frames ``ngp render`` asks of an SDF snapshot: the default camera, an orbit or a camera path.
 
     Camera paths are in the SDF's internal frame (the normalised unit cube), like instant-ngp's SDF mode.
+    ``indices`` renders only those frames of the sequence (None: all).
     """
     import numpy as np
 
@@ -127,5 +129,7 @@ def render_frames(session, args: argparse.Namespace) -> list:
     elif args.camera_path:
         cams = [(c2w, intr if fov is None else intrinsics_with_fov(w, h, fov))
                 for c2w, fov in sample_camera_path(load_camera_path(args.camera_path), args.frames)]
+    if indices is not None:
+        cams = [cams[i] for i in indices]
     return [session.render(c2w=c2w, intrinsics=i, shading=args.shading, ambient_occlusion=args.ao,
                            with_depth=args.depth, with_normals=args.normals) for c2w, i in cams]
