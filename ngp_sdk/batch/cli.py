@@ -14,7 +14,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add ``ngp batch`` to the ``ngp`` sub-command parsers."""
     b = sub.add_parser("batch", help="run a YAML/JSON file of training, render and command jobs on Ray (a local "
                                      "Ray, or a cluster with --ray-address)")
-    b.add_argument("jobs", help="job file (.yaml/.yml/.json); see docs/batch.md")
+    b.add_argument("jobs", help="job file (.yaml/.yml/.json): see the README's 'Batch jobs on Ray'")
     b.add_argument("--ray-address", default=None,
                    help="join this Ray cluster (auto, host:6379, ray://host:10001); default: a local Ray")
     b.add_argument("--workers", type=positive_int, default=None,

@@ -135,3 +135,13 @@ def test_the_core_never_imports_ray():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_the_sample_job_file_is_valid():
+    from pathlib import Path
+
+    jobs = load_jobs(Path(__file__).resolve().parents[3] / "samples" / "batch" / "jobs.yaml")
+    assert [j.error for j in jobs] == [None] * len(jobs)
+    by = {j.name: j for j in jobs}
+    assert by["bunny-orbit"].after == ["bunny"] and by["bunny-orbit"].n_frames == 48
+    assert by["bunny-mesh"].argv[:2] == ["export", "mesh"]
