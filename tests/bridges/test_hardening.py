@@ -42,21 +42,28 @@ def _wait(pred, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def _serve(cwd: Path, *extra: str) -> tuple[subprocess.Popen, list[str]]:
-    eps = [f"tcp://127.0.0.1:{_free_port()}" for _ in range(3)]
-    cmd = [sys.executable, "-m", "ngp_sdk.cli", "--device", "cpu", "serve", "--bind", eps[0], "--frames-bind",
-           eps[1], "--views-bind", eps[2], *extra]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while True:
-        with NgpClient(eps[0], timeout_s=2) as c:
-            try:
-                c.hello()
-                return proc, eps
-            except TimeoutError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "ngp serve did not answer hello within 120 s"
+def _serve(cwd: Path, *extra: str, attempts: int = 3) -> tuple[subprocess.Popen, list[str]]:
+    """Start ``ngp serve`` on free ports; a port taken between choosing and binding it means new ports."""
+    for attempt in range(attempts):
+        eps = [f"tcp://127.0.0.1:{_free_port()}" for _ in range(3)]
+        cmd = [sys.executable, "-m", "ngp_sdk.cli", "--device", "cpu", "serve", "--bind", eps[0], "--frames-bind",
+               eps[1], "--views-bind", eps[2], *extra]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while True:
+            with NgpClient(eps[0], timeout_s=2) as c:
+                try:
+                    c.hello()
+                    return proc, eps
+                except TimeoutError:
+                    if proc.poll() is not None:
+                        err = proc.stderr.read()
+                        if "Address already in use" in err and attempt + 1 < attempts:
+                            break
+                        raise AssertionError(err) from None
+                    assert time.monotonic() < deadline, "ngp serve did not answer hello within 120 s"
+    raise AssertionError("unreachable")
 
 
 def _stop(proc: subprocess.Popen) -> None:
