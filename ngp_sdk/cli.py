@@ -89,14 +89,20 @@ def _add_export(sub) -> None:
 
 def _add_demo(sub) -> None:
     demos = {s.name: s.demo for s in primitives() if s.demo is not None}
-    demo = sub.add_parser("demo", help="the main job on data the SDK makes itself: a NeRF of a synthetic scene "
+    demo = sub.add_parser("demo", help="the main job on data the SDK makes itself: a NeRF of a scene it renders "
                                        "(default) or another primitive; reports quality and writes pictures")
     demo.add_argument("--primitive", choices=sorted(demos), default="nerf" if "nerf" in demos else None)
+    demo.add_argument("--list", action="store_true", help="say what each demo does, then exit")
     demo.add_argument("--seconds", type=positive_float, default=None,
                       help="training time (default: " + ", ".join(f"{d.seconds:g} for {n}" for n, d in demos.items())
                       + ")")
     demo.add_argument("--out-dir", default="ngp-demo", help="folder for the scene, snapshot and pictures")
+    demo.add_argument("--orbit-frames", type=int, default=None,
+                      help="frames of the orbit video (NeRF, SDF; default 48 / 36; 0: no video)")
+    demo.add_argument("--size", type=positive_int, default=None,
+                      help="NeRF: side of the scene's views in pixels (default 256; smaller is faster)")
     add_output_options(demo)
+    demo.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors only)")
     demo.set_defaults(handler=_cmd_demo)
 
 
@@ -158,12 +164,41 @@ def _cmd_export_mesh(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.list:
+        for spec in primitives():
+            if spec.demo is not None:
+                print(f"ngp demo --primitive {spec.name:<6} {spec.demo.description} ({spec.demo.seconds:g} s)")
+        return 0
     demo = get_primitive(args.primitive).demo
     seconds = args.seconds or demo.seconds
-    print(f"ngp demo: training {demo.description} for {seconds:g} s ...", file=sys.stderr)
-    result = demo.run(Path(args.out_dir), seconds=seconds, device=args.device, progress=not args.no_progress)
-    emit(args, result)
+    quiet = args.quiet or args.json
+    if not quiet:
+        print(f"ngp demo: {demo.description}; training for {seconds:g} s ...", file=sys.stderr)
+    extra = {k: v for k, v in (("orbit_frames", args.orbit_frames), ("size", args.size)) if v is not None}
+    result = demo.run(Path(args.out_dir), seconds=seconds, device=args.device,
+                      progress=not (args.no_progress or args.quiet), **extra)
+    if args.json:
+        emit(args, result)
+    elif not args.quiet:
+        print(_demo_summary(result))
     return EXIT_INTERRUPTED if result["interrupted"] else 0
+
+
+def _demo_summary(result: dict) -> str:
+    """What the demo made and what to run next, for a person."""
+    lines = [f"ngp demo --primitive {result['primitive']}: {result.get('headline', '')}".rstrip(": "),
+             f"  trained {result['seconds']:.0f} s, {result.get('steps', 0)} steps"
+             + (f", {result['samples_per_second'] / 1e6:.2f} M samples/s" if result.get("samples_per_second") else "")
+             + (" (interrupted)" if result.get("interrupted") else "")]
+    outputs = result.get("outputs") or {}
+    if outputs:
+        lines.append("  wrote:")
+        width = max(len(k) for k in outputs)
+        lines += [f"    {k.replace('_', ' '):<{width}}  {v}" for k, v in outputs.items()]
+    if result.get("next"):
+        lines.append("  next:")
+        lines += [f"    {cmd}" for cmd in result["next"]]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,10 @@ class Demo:
     """A primitive's ``ngp demo``: data made on the spot, a short training run, pictures.
 
     Attributes:
-        run: ``run(out_dir, *, seconds, device, progress) -> dict`` of results (paths, PSNR, ...).
+        run: ``run(out_dir, *, seconds, device, progress, **options) -> dict`` of results: ``primitive``,
+            ``steps``, ``seconds``, ``interrupted``, a ``headline`` sentence, ``outputs`` (label -> path),
+            ``next`` (commands to try next) and the figures (``psnr``, ``iou``, ...). ``options`` the demo may
+            take: ``orbit_frames``, ``size``.
         seconds: default training time.
         description: one line for ``ngp demo --list``.
     """

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ngp_sdk.core.errors import ConfigError, SnapshotError
+from ngp_sdk.core.progress import progress_bar
 from ngp_sdk.core.registry import get_primitive
 from ngp_sdk.core.snapshot import read_snapshot, write_snapshot
 from ngp_sdk.core.task import Task
@@ -132,6 +133,10 @@ class _SessionLock:
             yield
         finally:
             self.__exit__()
+
+
+#: How often ``Session.train``'s ``progress_extra`` is asked for its figures (seconds of training).
+PROGRESS_EXTRA_PERIOD_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -346,6 +351,7 @@ class Session:
         *,
         callback: Callable[[Session, dict[str, float]], bool | None] | None = None,
         progress: bool = False,
+        progress_extra: Callable[[Session], dict[str, Any]] | None = None,
     ) -> TrainResult:
         """Train until ``steps`` steps or ``seconds`` of training have passed (whichever comes first).
 
@@ -356,19 +362,18 @@ class Session:
             steps: number of steps; None = unbounded (then ``seconds`` is required).
             seconds: training-time budget in seconds.
             callback: called after every step with ``(session, metrics)``; returning False stops training.
-            progress: show a tqdm progress bar on stderr.
+            progress: show a progress bar on stderr: ``37/60 s`` (or ``120/500 steps``), the step, the loss.
+            progress_extra: ``progress_extra(session) -> {name: value}`` shown on the bar too (e.g. a PSNR
+                estimate), called at most every :data:`PROGRESS_EXTRA_PERIOD_S` seconds of training.
         """
         if steps is None and seconds is None:
             raise ConfigError("train() needs steps or seconds")
         if steps is not None and steps < 0 or seconds is not None and not seconds >= 0:
             raise ConfigError("steps and seconds must be >= 0")
         self.warmup()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps if steps is not None else round(seconds, 1),
-                       unit="step" if steps is not None else "s", dynamic_ncols=True, leave=False)
+        bar = progress_bar(steps=steps, seconds=seconds) if progress else None
+        extra: dict[str, Any] = {}
+        extra_at = -math.inf
         done, elapsed, loss, interrupted = 0, 0.0, math.nan, False
         samples = self.task.samples_per_step
         try:
@@ -382,8 +387,11 @@ class Session:
                 now = time.perf_counter() - t0
                 step_time = now - elapsed
                 if bar is not None:
-                    bar.update(1 if steps is not None else round(now - elapsed, 3))
-                    bar.set_postfix(loss=f"{loss:.3g}", step=self.step_count, refresh=False)
+                    if progress_extra is not None and now - extra_at >= PROGRESS_EXTRA_PERIOD_S:
+                        extra, extra_at = progress_extra(self), now
+                    bar.update(1 if steps is not None else min(now, seconds) - bar.n)
+                    bar.set_postfix_str(", ".join([f"step {self.step_count}", f"loss {loss:.3g}",
+                                                   *(f"{k} {v}" for k, v in extra.items())]), refresh=False)
                 elapsed = now
                 if callback is not None and callback(self, m) is False:
                     break

@@ -25,18 +25,30 @@ def demo_photo() -> ImageData:
 
 
 def run_image_demo(out_dir: str | os.PathLike, *, seconds: float = 20.0, device: Any = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, **_: Any) -> dict[str, Any]:
     """Fit the bundled photo; write ``demo_image.png`` and ``demo_image.ingp``."""
     out = Path(out_dir)
-    session = Session.image(demo_photo(), device=device)
+    photo = demo_photo()
+    session = Session.image(photo, device=device)
     r = session.train(seconds=seconds, progress=progress)
+    snapshot = session.save(out / "demo_image.ingp")
+    psnr = session.evaluate()["psnr"]
+    h, w = photo.pixels.shape[:2]
+    preview = str(save_image(out / "demo_image.png", session.render()))
+    zoom = str(save_image(out / "demo_image_zoom.png",
+                          session.render(region=(w // 3, h // 8, w // 4, h // 4), scale=4.0)))
     return {
         "primitive": "image",
         "steps": session.step_count,
         "seconds": round(r.seconds, 3),
         "samples_per_second": round(r.samples_per_second),
-        "psnr": round(session.evaluate()["psnr"], 3),
-        "preview": str(save_image(out / "demo_image.png", session.render())),
-        "snapshot": str(session.save(out / "demo_image.ingp")),
+        "psnr": round(psnr, 3),
+        "headline": f"a {w}x{h} photo in a hash grid and a tiny MLP: {psnr:.1f} dB",
+        "preview": preview,
+        "outputs": {"picture": preview, "zoom_4x": zoom, "snapshot": str(snapshot)},
+        "next": [f"ngp image render {snapshot} --region 100,60,128,128 --scale 8 --out zoom.png",
+                 f"ngp image pyramid {snapshot} --out pyramid   # then open pyramid/index.html",
+                 "ngp image train YOUR_PHOTO.tif --config gigapixel --seconds 600 --out big.ingp"],
+        "snapshot": str(snapshot),
         "interrupted": r.interrupted,
     }

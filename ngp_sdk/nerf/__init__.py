@@ -25,5 +25,6 @@ PRIMITIVE = register_primitive(Primitive(
     live_from_snapshot=LiveNerfTask.from_snapshot_state,
     add_commands=add_commands,
     render_frames=render_frames,
-    demo=Demo(run=run_nerf_demo, seconds=60.0, description="a NeRF of a synthetic scene"),
+    demo=Demo(run=run_nerf_demo, seconds=75.0, description="a NeRF of a textured, self-shadowing scene "
+                                                           "it renders itself (256x256, held-out PSNR)"),
 ))

@@ -6,8 +6,9 @@ Modules: :mod:`~ngp_sdk.sdf.config`, :mod:`~ngp_sdk.sdf.field`, :mod:`~ngp_sdk.s
 :mod:`ngp_sdk.core` (never another primitive).
 """
 
-from ngp_sdk.core.registry import Primitive, register_primitive
+from ngp_sdk.core.registry import Demo, Primitive, register_primitive
 from ngp_sdk.sdf.cli import add_commands, render_arguments, render_frames
+from ngp_sdk.sdf.demo import run_sdf_demo
 from ngp_sdk.sdf.task import SdfTask
 
 __all__ = ["PRIMITIVE"]
@@ -21,4 +22,5 @@ PRIMITIVE = register_primitive(Primitive(
     add_commands=add_commands,
     render_arguments=render_arguments,
     render_frames=render_frames,
+    demo=Demo(run=run_sdf_demo, seconds=45.0, description="a neural SDF of a drilled CSG part, shaded with AO"),
 ))
