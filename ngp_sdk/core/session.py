@@ -364,7 +364,8 @@ class Session:
             callback: called after every step with ``(session, metrics)``; returning False stops training.
             progress: show a progress bar on stderr: ``37/60 s`` (or ``120/500 steps``), the step, the loss.
             progress_extra: ``progress_extra(session) -> {name: value}`` shown on the bar too (e.g. a PSNR
-                estimate), called at most every :data:`PROGRESS_EXTRA_PERIOD_S` seconds of training.
+                estimate), called every :data:`PROGRESS_EXTRA_PERIOD_S` seconds of training; its own time is
+                not counted as training time.
         """
         if steps is None and seconds is None:
             raise ConfigError("train() needs steps or seconds")
@@ -373,7 +374,7 @@ class Session:
         self.warmup()
         bar = progress_bar(steps=steps, seconds=seconds) if progress else None
         extra: dict[str, Any] = {}
-        extra_at = -math.inf
+        extra_at = 0.0  # the first figures after PROGRESS_EXTRA_PERIOD_S of training
         done, elapsed, loss, interrupted = 0, 0.0, math.nan, False
         samples = self.task.samples_per_step
         try:
@@ -389,6 +390,7 @@ class Session:
                 if bar is not None:
                     if progress_extra is not None and now - extra_at >= PROGRESS_EXTRA_PERIOD_S:
                         extra, extra_at = progress_extra(self), now
+                        t0 += time.perf_counter() - t0 - now  # the bar's figures do not eat the budget
                     bar.update(1 if steps is not None else min(now, seconds) - bar.n)
                     bar.set_postfix_str(", ".join([f"step {self.step_count}", f"loss {loss:.3g}",
                                                    *(f"{k} {v}" for k, v in extra.items())]), refresh=False)
