@@ -31,6 +31,8 @@ __all__ = [
     "load_session",
     "train_and_report",
     "write_frames",
+    "write_orbit_videos",
+    "training_summary",
 ]
 
 #: Exit status of a user error (bad path, corrupt snapshot, unknown config key).
@@ -169,3 +171,21 @@ def write_frames(out: str | Path, frames: Sequence[np.ndarray], *, fps: float = 
     for i, f in enumerate(frames):
         save_image(out / f"frame_{i:04d}.png", f)
     return f"{out}/frame_*.png"
+
+
+def write_orbit_videos(out_dir: str | Path, stem: str, frames: Sequence[np.ndarray], *, fps: float,
+                       gif_stride: int = 1) -> dict[str, str]:
+    """Write linear RGB ``frames`` as ``STEM.mp4`` and ``STEM.gif`` (every ``gif_stride``-th pixel) in ``out_dir``.
+
+    Returns:
+        ``{"orbit_mp4": path, "orbit_gif": path}``.
+    """
+    out = Path(out_dir)
+    return {"orbit_mp4": write_frames(out / f"{stem}.mp4", frames, fps=fps),
+            "orbit_gif": write_frames(out / f"{stem}.gif", [f[::gif_stride, ::gif_stride] for f in frames], fps=fps)}
+
+
+def training_summary(primitive: str, session: Any, result: Any) -> dict[str, Any]:
+    """The figures every demo and report starts with: primitive, steps, seconds, samples/s, interrupted."""
+    return {"primitive": primitive, "steps": session.step_count, "seconds": round(result.seconds, 3),
+            "samples_per_second": round(result.samples_per_second), "interrupted": result.interrupted}

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ngp_sdk.core.cli import training_summary
 from ngp_sdk.core.errors import DataError
 from ngp_sdk.core.images import save_image
 from ngp_sdk.core.session import Session
@@ -38,10 +39,7 @@ def run_image_demo(out_dir: str | os.PathLike, *, seconds: float = 20.0, device:
     zoom = str(save_image(out / "demo_image_zoom.png",
                           session.render(region=(w // 3, h // 8, w // 4, h // 4), scale=4.0)))
     return {
-        "primitive": "image",
-        "steps": session.step_count,
-        "seconds": round(r.seconds, 3),
-        "samples_per_second": round(r.samples_per_second),
+        **training_summary("image", session, r),
         "psnr": round(psnr, 3),
         "headline": f"a {w}x{h} photo in a hash grid and a tiny MLP: {psnr:.1f} dB",
         "preview": preview,
@@ -50,5 +48,4 @@ def run_image_demo(out_dir: str | os.PathLike, *, seconds: float = 20.0, device:
                  f"ngp image pyramid {snapshot} --out pyramid   # then open pyramid/index.html",
                  "ngp image train YOUR_PHOTO.tif --config gigapixel --seconds 600 --out big.ingp"],
         "snapshot": str(snapshot),
-        "interrupted": r.interrupted,
     }

@@ -88,7 +88,7 @@ def run_nerf_demo(out_dir: str | os.PathLike, *, seconds: float = 75.0, device: 
         ``next`` (commands to try next).
     """
     from ngp_sdk.core.camera_path import orbit_poses
-    from ngp_sdk.core.cli import write_frames
+    from ngp_sdk.core.cli import training_summary, write_orbit_videos
     from ngp_sdk.nerf.data import composite_alpha, load_nerf_dataset
 
     out = Path(out_dir)
@@ -113,14 +113,10 @@ def run_nerf_demo(out_dir: str | os.PathLike, *, seconds: float = 75.0, device: 
         intr = val.intrinsics[0].scaled(size / min(orbit_size, size))
         frames = [srgb_to_linear(np.clip(task.render_view(c2w, intr, background=white).rgb, 0, 1))
                   for c2w in _progress(orbit_poses(val.poses[0], scene.centre, scene.up, orbit_frames), progress)]
-        outputs["orbit_mp4"] = write_frames(out / "orbit.mp4", frames, fps=16)
-        outputs["orbit_gif"] = write_frames(out / "orbit.gif", frames, fps=16)
+        outputs.update(write_orbit_videos(out, "orbit", frames, fps=16))
     outputs["snapshot"] = str(snapshot)
     return {
-        "primitive": "nerf",
-        "steps": session.step_count,
-        "seconds": round(r.seconds, 3),
-        "samples_per_second": round(r.samples_per_second),
+        **training_summary("nerf", session, r),
         "psnr": round(metrics["psnr"], 3),
         "ssim": round(metrics["ssim"], 4),
         "resolution": f"{size}x{size}",
@@ -133,5 +129,4 @@ def run_nerf_demo(out_dir: str | os.PathLike, *, seconds: float = 75.0, device: 
                  "ngp nerf train YOUR_DATA/transforms.json --seconds 300 --out scene.ingp --eval-images 4",
                  "ngp import rosbag robot.mcap --out robot_ds --image-topic /camera/image_raw",
                  "ngp demo --list"],
-        "interrupted": r.interrupted,
     }

@@ -61,11 +61,12 @@ class Sphere(_Shape):
     radius: float
 
     def intersect(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest hit distance along unit rays ``d`` from ``o`` (inf: miss) and the unit normal there."""
+        """Nearest hit distance along unit rays ``d [..., 3]`` from origins ``o`` (``[3]`` or ``[..., 3]``; inf: miss)
+        and the unit normal there."""
         c = np.asarray(self.centre, dtype=d.dtype)
         oc = o - c
-        b = d @ oc
-        disc = b * b - (oc @ oc - self.radius**2)
+        b = np.sum(d * oc, axis=-1)
+        disc = b * b - (np.sum(oc * oc, axis=-1) - self.radius**2)
         root = np.sqrt(np.maximum(disc, 0))
         t = np.where(disc > 0, np.where(-b - root > 1e-6, -b - root, -b + root), np.inf)
         t = np.where(t > 1e-6, t, np.inf)
@@ -106,8 +107,8 @@ class Disc(_Shape):
     def intersect(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = np.asarray(self.centre, dtype=d.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = (c[2] - o[2]) / d[..., 2]
-        hit = o[:2] + np.where(np.isfinite(t), t, 0)[..., None] * d[..., :2] - c[:2]
+            t = (c[2] - o[..., 2]) / d[..., 2]
+        hit = o[..., :2] + np.where(np.isfinite(t), t, 0)[..., None] * d[..., :2] - c[:2]
         t = np.where((t > 1e-6) & (np.sum(hit * hit, axis=-1) <= self.radius**2), t, np.inf)
         n = np.zeros(d.shape, dtype=d.dtype)
         n[..., 2] = np.where(d[..., 2] < 0, 1.0, -1.0)
@@ -207,10 +208,10 @@ def _shade(scene: SyntheticScene, o: np.ndarray, d: np.ndarray) -> tuple[np.ndar
     lit = np.clip(normal @ light, 0, 1)
     if scene.shadows:
         origin = p[hit] + 1e-4 * normal[hit]
+        towards = np.broadcast_to(light, origin.shape)
         blocked = np.zeros(origin.shape[0], dtype=bool)
         for shape in shapes:
-            t, _ = _intersect_from_points(shape, origin, light)
-            blocked |= np.isfinite(t)
+            blocked |= np.isfinite(shape.intersect(origin, towards)[0])
         lit[hit] = np.where(blocked, 0.0, lit[hit])
     rgb = np.zeros(d.shape)
     for k, shape in enumerate(shapes):
@@ -218,46 +219,6 @@ def _shade(scene: SyntheticScene, o: np.ndarray, d: np.ndarray) -> tuple[np.ndar
         if m.any():
             rgb[m] = shape.albedo(p[m]) * (scene.ambient + (1 - scene.ambient) * lit[m])[..., None]
     return rgb, hit
-
-
-def _intersect_from_points(shape: _Shape, origins: np.ndarray, direction: np.ndarray):
-    """Hits of one direction from many origins (shadow rays): intersect in the frame where the origin is 0."""
-    d = np.broadcast_to(direction, origins.shape)
-    if isinstance(shape, Sphere):
-        oc = origins - np.asarray(shape.centre)
-        b = np.sum(oc * d, axis=-1)
-        disc = b * b - (np.sum(oc * oc, axis=-1) - shape.radius**2)
-        root = np.sqrt(np.maximum(disc, 0))
-        t = np.where((disc > 0) & (-b + root > 1e-6), np.maximum(-b - root, 1e-6), np.inf)
-        return t, None
-    out = np.full(origins.shape[0], np.inf)
-    for i in range(0, origins.shape[0], 65536):  # boxes and discs: shift the shape instead of the origin
-        chunk = origins[i:i + 65536]
-        t, _ = _shifted(shape, chunk).intersect(np.zeros(3), d[: chunk.shape[0]])
-        out[i:i + chunk.shape[0]] = t
-    return out, None
-
-
-class _shifted:
-    """A box or disc seen from per-ray origins: ``intersect(0, d)`` with the shape moved by ``-origins``."""
-
-    def __init__(self, shape: _Shape, origins: np.ndarray):
-        self.shape, self.o = shape, origins
-
-    def intersect(self, _o: np.ndarray, d: np.ndarray):
-        s, o = self.shape, self.o
-        if isinstance(s, Box):
-            lo, hi = np.asarray(s.lo) - o, np.asarray(s.hi) - o
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t0, t1 = lo / d, hi / d
-            near = np.nanmax(np.minimum(t0, t1), axis=-1)
-            far = np.nanmin(np.maximum(t0, t1), axis=-1)
-            return np.where((far >= near) & (far > 1e-6), np.maximum(near, 1e-6), np.inf), None
-        c = np.asarray(s.centre) - o
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = c[:, 2] / d[:, 2]
-        hit = np.where(np.isfinite(t), t, 0)[:, None] * d[:, :2] - c[:, :2]
-        return np.where((t > 1e-6) & (np.sum(hit * hit, axis=-1) <= s.radius**2), t, np.inf), None
 
 
 def render_scene(scene: SyntheticScene, c2w: np.ndarray, size: int) -> np.ndarray:

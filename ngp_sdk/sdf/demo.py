@@ -61,7 +61,7 @@ def run_sdf_demo(out_dir: str | os.PathLike, *, seconds: float = 45.0, device: A
                  progress: bool = True, orbit_frames: int = 36, **_: Any) -> dict[str, Any]:
     """Fit the CSG part; write ``demo_sdf.png`` (shaded | normals), ``sdf_orbit.mp4/.gif`` and ``demo_sdf.ingp``."""
     from ngp_sdk.core.camera_path import orbit_poses
-    from ngp_sdk.core.cli import write_frames
+    from ngp_sdk.core.cli import training_summary, write_orbit_videos
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,19 +76,14 @@ def run_sdf_demo(out_dir: str | os.PathLike, *, seconds: float = 45.0, device: A
         pose, intr = task.default_camera(256, 256)
         frames = [session.render(c2w=c2w, intrinsics=intr, ambient_occlusion=True)
                   for c2w in orbit_poses(pose, task.centre, (0.0, 1.0, 0.0), orbit_frames)]
-        outputs["orbit_mp4"] = write_frames(out / "sdf_orbit.mp4", frames, fps=24)
-        outputs["orbit_gif"] = write_frames(out / "sdf_orbit.gif", [f[::2, ::2] for f in frames], fps=12)
+        outputs.update(write_orbit_videos(out, "sdf_orbit", frames, fps=16, gif_stride=2))
     outputs["snapshot"] = str(snapshot)
     return {
-        "primitive": "sdf",
-        "steps": session.step_count,
-        "seconds": round(r.seconds, 3),
-        "samples_per_second": round(r.samples_per_second),
+        **training_summary("sdf", session, r),
         "iou": round(metrics["iou"], 4),
         "headline": f"a neural SDF of a drilled CSG part: IoU {metrics['iou']:.3f} against its mesh",
         "outputs": outputs,
         "next": [f"ngp export mesh {snapshot} --out part.ply --resolution 256",
                  f"ngp render {snapshot} --orbit 120 --ao --out part_orbit.mp4",
                  "ngp sdf train YOUR_MESH.obj --seconds 120 --out mesh.ingp --preview view.png"],
-        "interrupted": r.interrupted,
     }
