@@ -98,7 +98,7 @@ def _add_demo(sub) -> None:
                       + ")")
     demo.add_argument("--out-dir", default="ngp-demo", help="folder for the scene, snapshot and pictures")
     demo.add_argument("--orbit-frames", type=int, default=None,
-                      help="frames of the orbit video (NeRF, SDF; default 48 / 36; 0: no video)")
+                      help="frames of the orbit video (NeRF, SDF; default 32 / 36; 0: no video)")
     demo.add_argument("--size", type=positive_int, default=None,
                       help="NeRF: side of the scene's views in pixels (default 256; smaller is faster)")
     add_output_options(demo)

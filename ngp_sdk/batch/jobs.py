@@ -47,7 +47,7 @@ from typing import Any
 
 from ngp_sdk.core.errors import ConfigError
 
-__all__ = ["Job", "JobFileError", "load_jobs", "parse_jobs", "frame_ranges"]
+__all__ = ["Job", "JobFileError", "load_jobs", "parse_jobs", "frame_ranges", "default_chunk_frames"]
 
 KINDS = ("train", "render", "command")
 _COMMON = {"name", "kind", "retries", "after", "device", "options"}
@@ -81,6 +81,7 @@ class Job:
             this render job's ``snapshot``).
         retries: how often a task of this job is run again after its worker died (not after a job error).
         n_frames: frames of a render job (0 otherwise).
+        fps: frame rate of a render job's video (its ``--fps``).
         chunk_frames: frames per task of a render job (None: chosen from the number of workers).
         error: why the job is malformed (it then fails alone without running); None when valid.
         snapshot: the snapshot a render job reads.
@@ -94,6 +95,7 @@ class Job:
     after: list[str] = field(default_factory=list)
     retries: int = DEFAULT_RETRIES
     n_frames: int = 0
+    fps: float = 30.0
     chunk_frames: int | None = None
     error: str | None = None
     snapshot: str | None = None
@@ -207,7 +209,7 @@ def _parse_job(name: str, raw: Mapping[str, Any], base: Path) -> Job:
         if kind == "render":
             from ngp_sdk.cli import render_frame_count
 
-            job.n_frames = render_frame_count(args)
+            job.n_frames, job.fps = render_frame_count(args), args.fps
     except ConfigError as e:
         job.error = f"job {name!r}: {e}"
     return job

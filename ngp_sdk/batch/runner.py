@@ -218,8 +218,8 @@ class _Batch:
         if st.started is None:
             st.started = time.perf_counter()
         st.status = "running"
-        log = str(self.log_dir / f"{job.name}.log")
-        kw = {"name": job.name, "attempt": unit.attempt, "log_path": log, "threads": self.cpus, "cwd": job.cwd}
+        kw = {"name": job.name, "attempt": unit.attempt, "log_path": str(self._log_path(job)), "threads": self.cpus,
+              "cwd": job.cwd}
         if job.kind == "render":
             ref = self._render_range.remote(job.argv, unit.start, unit.stop, **kw)
         else:
@@ -261,15 +261,13 @@ class _Batch:
             st.result = st.units[0].result.get("result")
             self._finish(st, "ok")
             return
-        from ngp_sdk.cli import build_parser
         from ngp_sdk.core.cli import write_frames
         from ngp_sdk.core.errors import NgpError
 
         frames = [f for u in st.units for f in u.result["frames"]]
         st.bytes_returned = sum(int(f.nbytes) for f in frames)
-        args = build_parser().parse_args(job.argv)
         try:
-            written = write_frames(Path(job.cwd) / args.out, frames, fps=args.fps)
+            written = write_frames(job.outputs[0], frames, fps=job.fps)
         except (NgpError, OSError) as e:
             self._fail(st, str(e))
             return
@@ -311,8 +309,11 @@ class _Batch:
         self.bar.close()
 
     # -- reporting -----------------------------------------------------------------------------------------
+    def _log_path(self, job: Job) -> Path:
+        return self.log_dir / f"{job.name}.log"
+
     def _append_log(self, st: _JobState, line: str) -> None:
-        path = self.log_dir / f"{st.job.name}.log"
+        path = self._log_path(st.job)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -339,7 +340,7 @@ class _Batch:
                 "retries": st.retries,
                 "seconds": round(st.finished - st.started, 3) if st.started and st.finished else 0.0,
                 "outputs": [o for o in job.outputs if st.status == "ok" and Path(o).exists()],
-                "error": st.error, "log": str(self.log_dir / f"{job.name}.log"),
+                "error": st.error, "log": str(self._log_path(job)),
                 "hosts": sorted(st.hosts), "argv": job.argv, "result": st.result,
             }
             if job.kind == "render":

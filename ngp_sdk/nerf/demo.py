@@ -97,15 +97,15 @@ def run_nerf_demo(out_dir: str | os.PathLike, *, seconds: float = 75.0, device: 
     task = session.task
     val = load_nerf_dataset(data, split="val")
     white = (1.0, 1.0, 1.0)
+    truth = composite_alpha(val.images[0], white)
     f = size // 64 if size % 64 == 0 else 1  # the progress bar's estimate renders a 64x64 view
     small = val.intrinsics[0].scaled(f)
-    small_truth = composite_alpha(val.images[0], white).reshape(size // f, f, size // f, f, 3).mean(axis=(1, 3))
+    small_truth = truth.reshape(size // f, f, size // f, f, 3).mean(axis=(1, 3))
     r = session.train(seconds=seconds, progress=progress,
                       progress_extra=_psnr_estimate((val.poses[0], small, small_truth)) if progress else None)
     snapshot = session.save(out / "demo_nerf.ingp")
     metrics = task.evaluate(val)
     novel = task.render_view(val.poses[0], val.intrinsics[0], background=white).rgb
-    truth = composite_alpha(val.images[0], white)
     side_by_side = srgb_to_linear(np.clip(np.concatenate([novel, truth], axis=1), 0, 1))
     outputs = {"side_by_side": str(save_image(out / "novel_view.png", side_by_side))}
     if orbit_frames > 0:
