@@ -400,6 +400,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
+    viewer = None
+    if args.viewer is not None:
+        from ngp_sdk.core.viewer import SceneViewer, ViewerOptions
+
+        viewer = SceneViewer(lambda: server.session, ViewerOptions(
+            host=args.viewer_host, port=args.viewer, save_dir=str(save_dir or "."), title="ngp serve (live)"))
+        print(f"ngp serve: viewer at {viewer.url}", flush=True)
     if replay is not None:
         replay(server.endpoint, stop)
     trim, last_trim = _trimmer(), time.monotonic()
@@ -412,6 +419,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("ngp serve: stopping", flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if viewer is not None:
+            viewer.stop()
         server.stop()
     return 0
 
@@ -447,6 +456,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                             "absolute paths, '..' and symlinks out of it are refused with io_error)")
     paths.add_argument("--allow-any-path", action="store_true",
                        help="let clients save/load any path the server's user may write or read (trusted setups only)")
+    p.add_argument("--viewer", type=int, nargs="?", const=8080, default=None, metavar="PORT",
+                   help="also serve the browser viewer of the live session on PORT (default 8080; needs the 'viewer' "
+                        "extra): frames appear as camera frustums, the view follows training, pause/resume/save")
+    p.add_argument("--viewer-host", default="127.0.0.1", help="interface of the viewer (default %(default)s)")
     p.add_argument("--curve-cert", default=None,
                    help="require CURVE encryption with this server certificate (a .key_secret file from "
                         "zmq.auth.create_certificates); clients need its public key")

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(sub)
     _add_export(sub)
     _add_demo(sub)
+    _add_view(sub)
     _add_plugin_parsers(sub)
     return p
 
@@ -104,6 +105,35 @@ def _add_demo(sub) -> None:
     add_output_options(demo)
     demo.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors only)")
     demo.set_defaults(handler=_cmd_demo)
+
+
+def _add_view(sub) -> None:
+    vw = sub.add_parser("view", help="open a snapshot in the browser viewer (needs the 'viewer' extra): fly around a "
+                                     "NeRF or SDF, render modes, camera paths")
+    vw.add_argument("snapshot", help="a .ingp/.msgpack snapshot")
+    vw.add_argument("--port", type=int, default=8080, help="HTTP/websocket port (default %(default)s)")
+    vw.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: reachable from other "
+                                                       "machines; default %(default)s)")
+    vw.add_argument("--max-pixels", type=int, default=1024 * 1024,
+                    help="cap on the rendered frame; a larger browser canvas is rendered smaller and stretched")
+    vw.add_argument("--transport", choices=("jpeg", "png"), default="jpeg", help="encoding of full-resolution frames")
+    vw.add_argument("--save-dir", default=".", help="where camera paths and snapshots saved from the page go")
+    vw.set_defaults(handler=_cmd_view)
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from ngp_sdk.core.viewer import ViewerOptions, open_viewer
+
+    session = load_session(args.snapshot, args.device)
+    options = ViewerOptions(host=args.host, port=args.port, max_pixels=args.max_pixels, transport=args.transport,
+                            save_dir=args.save_dir, title=Path(args.snapshot).name)
+    viewer = open_viewer(session, options)
+    print(f"ngp view: {session.primitive} snapshot {args.snapshot} at {viewer.url} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(1.0)
+    finally:
+        viewer.stop()
 
 
 def _add_plugin_parsers(sub: argparse._SubParsersAction) -> None:

@@ -22,6 +22,7 @@ from ngp_sdk.core.cameras import Intrinsics, focal_length_from_fov
 from ngp_sdk.core.errors import DataError
 
 __all__ = ["CameraKeyframe", "load_camera_path", "eval_camera_path", "sample_camera_path", "quaternion_to_matrix",
+           "matrix_to_quaternion",
            "look_at",
            "orbit_poses", "intrinsics_with_fov"]
 
@@ -43,6 +44,27 @@ def quaternion_to_matrix(q) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def matrix_to_quaternion(m) -> np.ndarray:
+    """Unit quaternion ``(x, y, z, w)`` of a rotation matrix ``[3, 3]`` (Shepperd's method; ``w >= 0``)."""
+    m = np.asarray(m, np.float64)
+    tr = m[0, 0] + m[1, 1] + m[2, 2]
+    if tr > 0:
+        s = 2.0 * math.sqrt(tr + 1.0)
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
+    q = np.asarray(q)
+    q = q / np.linalg.norm(q)
+    return -q if q[3] < 0 else q
 
 
 def load_camera_path(path: str | Path) -> list[CameraKeyframe]:

@@ -67,6 +67,11 @@ class Primitive:
             ``ngp render`` (one view, an orbit or a camera path; ``indices``: only those frames of the sequence,
             for ``ngp batch``'s frame ranges), or None when ``ngp render`` does not apply.
         demo: the primitive's ``ngp demo``, or None.
+        scene_view: ``scene_view(task) -> SceneView`` (:mod:`ngp_sdk.core.view`) for the browser viewer of a 3D
+            primitive, or None.
+        open_viewer: ``open_viewer(session, *, host, port, **options) -> viewer`` for a primitive with a viewer
+            of its own (an object with ``url`` and ``stop()``), or None; ``ngp view`` uses it before
+            ``scene_view``.
     """
 
     name: str
@@ -79,6 +84,8 @@ class Primitive:
     render_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     render_frames: Callable[..., list] | None = None
     demo: Demo | None = None
+    scene_view: Callable[[Task], Any] | None = None
+    open_viewer: Callable[..., Any] | None = None
 
 
 _REGISTRY: dict[str, Primitive] = {}

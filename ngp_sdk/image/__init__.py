@@ -9,6 +9,7 @@ from ngp_sdk.core.registry import Demo, Primitive, register_primitive
 from ngp_sdk.image.cli import add_commands
 from ngp_sdk.image.demo import run_image_demo
 from ngp_sdk.image.task import ImageTask
+from ngp_sdk.image.view import open_image_viewer
 
 __all__ = ["PRIMITIVE"]
 
@@ -19,5 +20,6 @@ PRIMITIVE = register_primitive(Primitive(
     task=ImageTask,
     create=ImageTask.from_data,
     add_commands=add_commands,
+    open_viewer=open_image_viewer,
     demo=Demo(run=run_image_demo, seconds=20.0, description="a 512x512 photo"),
 ))

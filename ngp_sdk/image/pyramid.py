@@ -34,7 +34,7 @@ from ngp_sdk.core.errors import DataError
 from ngp_sdk.image.render import render_codes
 from ngp_sdk.image.window import Window
 
-__all__ = ["PyramidLayout", "write_pyramid", "tile_window", "VIEWER_DIR"]
+__all__ = ["PyramidLayout", "write_pyramid", "tile_window", "index_html", "VIEWER_DIR"]
 
 #: The vendored OpenSeadragon build copied next to every pyramid.
 VIEWER_DIR = Path(__file__).resolve().parent / "viewer" / "openseadragon"
@@ -198,7 +198,7 @@ def write_pyramid(
     viewer = out / "openseadragon"
     shutil.rmtree(viewer, ignore_errors=True)
     shutil.copytree(VIEWER_DIR, viewer)
-    _write_text(out / "index.html", _index_html(layout, name, fmt, title or name))
+    _write_text(out / "index.html", index_html(layout, f"{name}_files/", fmt, title or name))
     return dzi
 
 
@@ -208,13 +208,21 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _index_html(layout: PyramidLayout, name: str, fmt: str, title: str) -> str:
+def index_html(layout: PyramidLayout, tiles_url: str, fmt: str, title: str, *,
+               caption: str | None = None) -> str:
+    """The OpenSeadragon page of a Deep Zoom pyramid whose tiles are at ``tiles_url`` + ``LEVEL/COL_ROW.FMT``
+    (scripts from ``openseadragon/`` beside the page)."""
     # The tile source is inlined (not fetched from NAME.dzi) so the page also works from file://, where browsers
     # refuse XHR; tiles load as plain images. The canvas drawer avoids WebGL's same-origin rule for file:// tiles.
-    source = {"Image": {"xmlns": "http://schemas.microsoft.com/deepzoom/2008", "Url": f"{name}_files/",
+    source = {"Image": {"xmlns": "http://schemas.microsoft.com/deepzoom/2008", "Url": tiles_url,
                         "Format": fmt, "Overlap": str(layout.overlap), "TileSize": str(layout.tile_size),
                         "Size": {"Width": str(layout.width), "Height": str(layout.height)}}}
-    esc = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    def escape(t: str) -> str:
+        return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    esc = escape(title)
+    cap = escape(caption or f"{layout.width} x {layout.height} px, rendered by ngp-sdk")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -228,7 +236,7 @@ def _index_html(layout: PyramidLayout, name: str, fmt: str, title: str) -> str:
 </head>
 <body>
 <div id="viewer"></div>
-<div id="caption">{esc} &mdash; {layout.width} x {layout.height} px, rendered by ngp-sdk</div>
+<div id="caption">{esc} &mdash; {cap}</div>
 <script src="openseadragon/openseadragon.min.js"></script>
 <script>
   window.viewer = OpenSeadragon({{

@@ -12,6 +12,7 @@ from ngp_sdk.nerf.cli import add_commands, render_frames
 from ngp_sdk.nerf.demo import run_nerf_demo
 from ngp_sdk.nerf.live import LiveNerfTask
 from ngp_sdk.nerf.task import NerfTask
+from ngp_sdk.nerf.view import NerfSceneView
 
 __all__ = ["PRIMITIVE"]
 
@@ -25,6 +26,7 @@ PRIMITIVE = register_primitive(Primitive(
     live_from_snapshot=LiveNerfTask.from_snapshot_state,
     add_commands=add_commands,
     render_frames=render_frames,
+    scene_view=NerfSceneView,
     demo=Demo(run=run_nerf_demo, seconds=75.0, description="a NeRF of a textured, self-shadowing scene "
                                                            "it renders itself (256x256, held-out PSNR)"),
 ))

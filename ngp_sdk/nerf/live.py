@@ -295,6 +295,13 @@ class LiveNerfTask(NerfTask, LiveTask):
         self.flush()
         return super().step()
 
+    def camera_frames(self) -> NerfScene:
+        """The frames held now (their poses and intrinsics; no cameras before the first frame)."""
+        if self._slot_count == 0:
+            return dataclasses.replace(self.scene, intrinsics=(), poses=np.zeros((0, 3, 4), np.float32),
+                                       nerf_poses=np.zeros((0, 4, 4)), file_names=())
+        return self._frames_scene()
+
     # -- snapshots -----------------------------------------------------------------------------------------
     def _frames_scene(self) -> NerfScene:
         n = self._slot_count

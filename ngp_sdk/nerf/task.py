@@ -274,6 +274,10 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         return RenderSettings(background=tuple(float(v) for v in background), min_transmittance=t.min_transmittance,
                               max_samples_per_ray=t.max_samples_per_ray)
 
+    def camera_frames(self) -> NerfScene:
+        """The cameras trained on (a live task: the frames held now), as a :class:`~ngp_sdk.nerf.scene.NerfScene`."""
+        return self.scene
+
     def render_view(self, c2w: np.ndarray, intrinsics: Intrinsics, *, background=None) -> RenderedImage:
         """Render an internal-space camera (``c2w [3, 4]``, OpenCV axes); colours in the data's code space.
 

@@ -10,6 +10,7 @@ from ngp_sdk.core.registry import Demo, Primitive, register_primitive
 from ngp_sdk.sdf.cli import add_commands, render_arguments, render_frames
 from ngp_sdk.sdf.demo import run_sdf_demo
 from ngp_sdk.sdf.task import SdfTask
+from ngp_sdk.sdf.view import SdfSceneView
 
 __all__ = ["PRIMITIVE"]
 
@@ -22,5 +23,6 @@ PRIMITIVE = register_primitive(Primitive(
     add_commands=add_commands,
     render_arguments=render_arguments,
     render_frames=render_frames,
+    scene_view=SdfSceneView,
     demo=Demo(run=run_sdf_demo, seconds=45.0, description="a neural SDF of a drilled CSG part, shaded with AO"),
 ))
