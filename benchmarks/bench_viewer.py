@@ -5,9 +5,11 @@ opens :class:`ngp_sdk.core.viewer.SceneViewer` in headless Chromium with an 800x
 ``--moves`` times by dragging on the page. For each move: seconds from the drag to the first low-resolution frame
 handed to the page and to the full-resolution frame (median and p95), plus the preview size.
 
-Then, in the same run, background training for ``--train-window`` seconds without a viewer, then the same with the
-viewer open and the camera moved every ``--move-every`` seconds (a person looking around): samples/s of both and
-their ratio. Prints one JSON object. Needs the ``viewer`` and ``test`` extras and Debian's chromium/chromium-driver.
+Then, in the same run, background training for ``--train-window`` seconds without a viewer, then with the viewer
+open and its camera at rest (the view re-rendered as training goes on), then with the camera moved every
+``--move-every`` seconds (a person looking around): samples/s of each and the ratios to no viewer. The browser runs
+on the same machine (software WebGL), as in the tests.
+Prints one JSON object. Needs the ``viewer`` and ``test`` extras and Debian's chromium/chromium-driver.
 
     python -m benchmarks.bench_viewer --train-seconds 120
 """
@@ -46,7 +48,11 @@ def _session(args):
     from ngp_sdk import Session
 
     if args.snapshot:
-        return Session.load(args.snapshot)
+        if "training" not in args.parts:
+            return Session.load(args.snapshot)
+        from ngp_sdk.nerf.data import load_nerf_dataset
+
+        return Session.load(args.snapshot, dataset=load_nerf_dataset(args.data / "transforms_train.json"))
     s = Session.nerf(args.data / "transforms_train.json")
     s.train(seconds=args.train_seconds)
     return s
@@ -91,13 +97,13 @@ def measure_latency(session, args) -> dict:
 def measure_training(session, args) -> dict:
     from ngp_sdk.core.viewer import SceneViewer, ViewerOptions
 
-    def window(viewer_driver=None) -> float:
+    def window(viewer_driver=None, move: bool = True) -> float:
         s0, t0 = session.step_count, time.monotonic()
         session.start()
         next_move = t0 + args.move_every
         while time.monotonic() - t0 < args.train_window:
             time.sleep(0.05)
-            if viewer_driver is not None and time.monotonic() >= next_move:
+            if viewer_driver is not None and move and time.monotonic() >= next_move:
                 drag_canvas(viewer_driver, 40, 0)
                 next_move += args.move_every
         session.stop()
@@ -109,13 +115,17 @@ def measure_training(session, args) -> dict:
         with SceneViewer(session, ViewerOptions(port=_free_port(), refresh_seconds=2.0)) as viewer:
             driver.get(viewer.url)
             wait_for(lambda: viewer.clients, 60)
-            with_viewer = window(driver)
             client = next(iter(viewer.clients.values()))
-            frames = {k: sum(e.kind == k for e in client.renderer.events) for k in ("preview", "partial", "full")}
+            at_rest = window(driver, move=False)
+            n_rest = len(client.renderer.events)
+            with_viewer = window(driver)
+            frames = {k: sum(e.kind == k for e in client.renderer.events[n_rest:])
+                      for k in ("preview", "partial", "full")}
     finally:
         driver.quit()
-    return {"samples_per_s_without_viewer": round(without), "samples_per_s_with_viewer": round(with_viewer),
-            "ratio": round(with_viewer / without, 3), "frames_shown_while_training": frames,
+    return {"samples_per_s_without_viewer": round(without), "samples_per_s_viewer_camera_at_rest": round(at_rest),
+            "ratio_at_rest": round(at_rest / without, 3), "samples_per_s_with_viewer": round(with_viewer),
+            "ratio": round(with_viewer / without, 3), "frames_shown_while_moving": frames,
             "window_s": args.train_window, "move_every_s": args.move_every}
 
 

@@ -11,6 +11,7 @@ publishes the preview with the finished bands pasted over it every ``partial_sec
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -36,7 +37,14 @@ class ViewRequest:
     Attributes:
         c2w: world camera-to-world ``[4, 4]`` (OpenGL axes).
         intrinsics: the full-resolution camera (the browser canvas size).
-        options: render options passed through to the render callback (mode, exposure, ...).
+        options: render options passed through to the render callback (mode, exposure, ...); two are read
+            here: ``progressive=False`` renders the full resolution at once (no preview, no bands: a primitive
+            whose every render costs the same, e.g. a path-traced frame), ``repeat=True`` renders the camera
+            again and again until a newer one comes (frames that keep training and accumulating), and
+            ``refresh=True`` (the same camera again because the model changed) skips the preview and the partial
+            frames: the picture shown stays sharp until the new full-resolution one replaces it; with
+            ``rest_share=s`` it also rests between bands so that it takes at most the share ``s`` of the time
+            (training goes on meanwhile), the rest cut short by a newer camera.
         issued: ``time.monotonic()`` when the camera was seen.
     """
 
@@ -94,7 +102,8 @@ class ProgressiveRenderer:
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._seconds_per_pixel = 2e-5  # refined by every render
+        self._seconds_per_pixel = 2e-5  # of previews (small renders: per-call overhead included)
+        self._band_seconds_per_pixel = 2e-5  # of whole full-resolution frames
         self._max_events = max_events
         self.events: list[FrameEvent] = []
         self.dropped = 0
@@ -163,8 +172,8 @@ class ProgressiveRenderer:
             return self._pending is not None or self._stop
 
     def _timed_render(self, request: ViewRequest, intr: Intrinsics, *, learn: bool) -> tuple[np.ndarray, float]:
-        """Render and time; ``learn``: the render covers the whole view, so its speed updates the estimate
-        (a band does not: rows of empty background render much faster than rows through the scene)."""
+        """Render and time; ``learn``: a preview, whose speed sizes the next preview (bands are timed apart: rows
+        of empty background render much faster than rows through the scene, and big renders amortise overhead)."""
         t0 = time.perf_counter()
         img = self._render(request, intr)
         seconds = time.perf_counter() - t0
@@ -189,45 +198,59 @@ class ProgressiveRenderer:
             if req is None:
                 return
             try:
-                req = self._progress(req)
+                newer = self._progress(req)
             except Exception:
                 log.exception("rendering a view failed")
-                req = None
+                newer = None
+            if newer is None and req.options.get("repeat") and not self._newer():
+                newer = dataclasses.replace(req, issued=time.monotonic())
+            req = newer
 
     def _progress(self, req: ViewRequest) -> ViewRequest | None:
         """Preview, settle, full bands; returns a newer request that interrupted, or None when done."""
         full = req.intrinsics
-        prev_intr = self.preview_intrinsics(full)
-        preview, _ = self._timed_render(req, prev_intr, learn=True)
-        if (prev_intr.width, prev_intr.height) == (full.width, full.height):
-            self._emit(preview, req, "full")
+        if not req.options.get("progressive", True):
+            self._emit(self._timed_render(req, full, learn=True)[0], req, "full")
             return None
-        self._emit(preview, req, "preview")
-        newer = self._take(self.settle_seconds)
-        if newer is not None:
-            return newer
-        if self._newer():
-            return self._take(0)
-        # full resolution, band by band, on top of the preview scaled up
-        ys = (np.arange(full.height) * prev_intr.height // full.height)
-        xs = (np.arange(full.width) * prev_intr.width // full.width)
-        canvas = preview[ys][:, xs].copy()
+        refresh = bool(req.options.get("refresh"))
+        if refresh:
+            canvas = np.zeros((full.height, full.width, 3), np.uint8)
+        else:
+            prev_intr = self.preview_intrinsics(full)
+            preview, _ = self._timed_render(req, prev_intr, learn=True)
+            if (prev_intr.width, prev_intr.height) == (full.width, full.height):
+                self._emit(preview, req, "full")
+                return None
+            self._emit(preview, req, "preview")
+            newer = self._take(self.settle_seconds)
+            if newer is not None:
+                return newer
+            if self._newer():
+                return self._take(0)
+            # full resolution, band by band, on top of the preview scaled up
+            ys = (np.arange(full.height) * prev_intr.height // full.height)
+            xs = (np.arange(full.width) * prev_intr.width // full.width)
+            canvas = preview[ys][:, xs].copy()
         y, last_partial, spent = 0, time.monotonic(), 0.0
-        spp = self._seconds_per_pixel
+        spp = self._band_seconds_per_pixel
         while y < full.height:
             rows = int(self.band_seconds / max(spp * full.width, 1e-12))
-            rows = min(full.height - y, max(8, rows))
+            rows = min(full.height - y, max(8, 16384 // full.width, rows))
             canvas[y:y + rows], seconds = self._timed_render(req, band_intrinsics(full, y, rows), learn=False)
             spent += seconds
             y += rows
+            share = req.options.get("rest_share") if refresh else None
+            if share and y < full.height:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._pending is not None or self._stop,
+                                        seconds * (1.0 - share) / share)
             spp = spent / (y * full.width)  # this frame's speed so far sizes the next band
             if self._newer():
                 self.abandoned += 1
                 return self._take(0)
-            if y < full.height and time.monotonic() - last_partial >= self.partial_seconds:
+            if not refresh and y < full.height and time.monotonic() - last_partial >= self.partial_seconds:
                 self._emit(canvas.copy(), req, "partial")
                 last_partial = time.monotonic()
-        # the whole frame's speed (a preview at the same scale would take about as long per pixel, plus overhead)
-        self._seconds_per_pixel = 0.5 * self._seconds_per_pixel + 0.5 * spp
+        self._band_seconds_per_pixel = spp  # the whole frame's speed sizes the next frame's first band
         self._emit(canvas, req, "full")
         return None

@@ -49,9 +49,14 @@ class SceneView(abc.ABC):
 
     Attributes:
         up: world up vector ``[3]`` (orbit axis of the browser camera).
+        progressive: True: a low-resolution frame first, then full resolution in bands (renders whose cost grows
+            with the pixel count); False: every render is one whole frame (e.g. a path-traced frame).
+        continuous: render the resting camera again and again (frames that train and accumulate).
     """
 
     up: np.ndarray = np.array([0.0, 0.0, 1.0])
+    progressive: bool = True
+    continuous: bool = False
 
     @abc.abstractmethod
     def render(self, c2w: np.ndarray, intrinsics: Intrinsics) -> ViewLayers:

@@ -66,6 +66,8 @@ class ViewerOptions:
         preview_seconds: target render time of the low-resolution frame shown while the camera moves.
         settle_seconds: rest time before the full-resolution render starts.
         refresh_seconds: while the session trains, the view is rendered again this often at most.
+        refresh_share: while the session trains, re-renders of a resting camera take at most this share of the
+            time (the render thread rests between bands); renders of a moved camera are never held back.
         save_dir: folder for snapshots and camera paths saved from the page.
         title: shown in the page's panel.
         show_cameras: draw the training cameras as frustums at start (a checkbox in the page).
@@ -80,6 +82,7 @@ class ViewerOptions:
     preview_seconds: float = 0.25
     settle_seconds: float = 0.15
     refresh_seconds: float = 2.0
+    refresh_share: float = 0.25
     save_dir: str = "."
     title: str = "ngp-sdk"
     show_cameras: bool = True
@@ -90,6 +93,8 @@ class ViewerOptions:
             raise ConfigError(f"transport must be 'jpeg' or 'png', got {self.transport!r}")
         if not 1 <= self.jpeg_quality <= 100 or self.max_pixels < 64 or self.refresh_seconds <= 0:
             raise ConfigError("jpeg_quality must be in 1..100, max_pixels >= 64, refresh_seconds > 0")
+        if not 0 < self.refresh_share <= 1:
+            raise ConfigError(f"refresh_share must be in (0, 1], got {self.refresh_share}")
 
 
 @dataclass
@@ -387,7 +392,7 @@ class SceneViewer:
         if c is not None:
             c.renderer.stop(timeout=0.0)
 
-    def _submit(self, client: _Client) -> None:
+    def _submit(self, client: _Client, *, refresh: bool = False, rest_share: float | None = None) -> None:
         cam = client.handle.camera
         try:
             w, h = int(cam.image_width), int(cam.image_height)
@@ -398,8 +403,12 @@ class SceneViewer:
         k = min(1.0, math.sqrt(self.options.max_pixels / (w * h)))
         w, h = max(1, round(w * k)), max(1, round(h * k))
         c2w, fov = self._client_c2w(client.handle)
+        view = self._view
         req = ViewRequest(c2w=c2w, intrinsics=intrinsics_with_fov(w, h, math.degrees(fov)),
-                          options={"mode": self._mode.value, "exposure": float(self._exposure.value)})
+                          options={"mode": self._mode.value, "exposure": float(self._exposure.value),
+                                   "progressive": view is None or view.progressive,
+                                   "repeat": view is not None and view.continuous, "refresh": refresh,
+                                   "rest_share": rest_share})
         client.last_request, client.last_submit = req, time.monotonic()
         session = self._session
         client.last_step = session.step_count if session is not None else -1
@@ -461,7 +470,8 @@ class SceneViewer:
         for c in list(self._clients.values()):
             if (c.last_request is not None and session.step_count != c.last_step and c.renderer.idle
                     and now - c.last_submit >= self.options.refresh_seconds):
-                self._submit(c)
+                self._submit(c, refresh=True, rest_share=self.options.refresh_share
+                             if st.get("state") == "training" else None)
 
 
 def open_viewer(session: Any, options: ViewerOptions | None = None) -> Any:

@@ -16,6 +16,7 @@ from ngp_sdk.nrc.mitsuba_xml import load_mitsuba_xml, parse_mitsuba_xml
 from ngp_sdk.nrc.scene import Scene, SceneError, build_scene, cornell_box
 from ngp_sdk.nrc.task import NrcTask
 from ngp_sdk.nrc.tracer import PathTracer
+from ngp_sdk.nrc.view import NrcSceneView
 
 __all__ = ["PRIMITIVE", "NrcTask", "PathTracer", "Scene", "SceneError", "build_scene", "cornell_box",
            "load_mitsuba_xml", "parse_mitsuba_xml"]
@@ -27,5 +28,6 @@ PRIMITIVE = register_primitive(Primitive(
     task=NrcTask,
     create=NrcTask.from_data,
     add_commands=add_commands,
+    scene_view=NrcSceneView,
     demo=Demo(run=run_nrc_demo, seconds=20.0, description="the glossy Cornell box: cache vs path tracing"),
 ))

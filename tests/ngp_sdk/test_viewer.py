@@ -60,6 +60,13 @@ def nerf_snapshot(tmp_path_factory) -> Path:
     return s.save(folder / "sphere.ingp")
 
 
+def click_button(driver, label: str) -> None:
+    """Click the viser panel button whose text is ``label``."""
+    button = driver.find_element("xpath", f"//button[normalize-space(.)='{label}']")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    button.click()
+
+
 def direct_codes(session: Session, view, req) -> np.ndarray:
     """``Session.render`` at the camera of a viewer request, as the 8-bit codes a page shows."""
     lin = session.render(c2w=view.to_internal(req.c2w), intrinsics=req.intrinsics)
@@ -124,6 +131,33 @@ def test_snapshot_viewer_follows_the_camera_moved_in_the_page(browser, nerf_snap
         assert Session.load(snap).step_count == session.step_count
 
 
+@pytest.fixture(scope="module")
+def sdf_session():
+    from ngp_sdk.core.meshes import TriangleMesh
+    from tests.ngp_sdk.sdf.test_sdf_task import _icosphere, _tiny_config
+
+    v, f = _icosphere(2, radius=0.8)
+    sdf = Session.sdf(TriangleMesh(v + 2.0, f), config=_tiny_config(1024))
+    sdf.train(steps=100)
+    return sdf
+
+
+def test_sdf_viewer_in_the_page_matches_session_render(browser, sdf_session):
+    view = get_primitive("sdf").scene_view(sdf_session.task)
+    with SceneViewer(sdf_session, ViewerOptions(port=free_port(), show_cameras=False, show_box=False)) as viewer:
+        t0 = time.monotonic()
+        browser.get(viewer.url)
+        _, req0 = full_frame_after(viewer, t0)
+        shown0 = canvas_pixels(browser)
+        assert psnr(shown0, direct_codes(sdf_session, view, req0)) >= 30.0
+        t1 = time.monotonic()
+        drag_canvas(browser, 0, -40)
+        _, req1 = full_frame_after(viewer, t1)
+        shown1 = canvas_pixels(browser)
+        assert np.abs(shown1.astype(float) - shown0.astype(float)).mean() > 1.0
+        assert psnr(shown1, direct_codes(sdf_session, view, req1)) >= 30.0
+
+
 def test_live_viewer_shows_frames_as_they_arrive_and_training_goes_on(browser, tmp_path):
     session = Session.live_nerf(TINY, capacity=16, min_frames=3)
     opts = ViewerOptions(port=free_port(), show_box=False, refresh_seconds=0.5, save_dir=str(tmp_path))
@@ -146,7 +180,10 @@ def test_live_viewer_shows_frames_as_they_arrive_and_training_goes_on(browser, t
             assert first is not None, "no full-resolution frame while training"
             assert wait_for(lambda: any(e.request.issued > first.published for e in client.renderer.events), 30), \
                 "the view was not rendered again as training went on"
-            session.pause()
+            click_button(browser, "Pause")  # the page's buttons drive the session
+            assert wait_for(lambda: session.status()["state"] == "paused", 30)
+            click_button(browser, "Save snapshot")
+            assert wait_for(lambda: (tmp_path / "viewer.ingp").is_file(), 60)
             session.task.flush()
             viewer._show_cameras.value = False
             t1 = time.monotonic()
@@ -156,19 +193,16 @@ def test_live_viewer_shows_frames_as_they_arrive_and_training_goes_on(browser, t
             view = get_primitive("nerf").scene_view(session.task)
             assert psnr(shown, direct_codes(session, view, req)) >= 30.0
             assert shown.std() > 5
+            click_button(browser, "Resume")
+            assert wait_for(lambda: session.status()["state"] == "training", 30)
     finally:
         session.stop()
 
 
-def test_sdf_and_nerf_views_render_what_session_render_shows(nerf_snapshot):
+def test_sdf_and_nerf_views_render_what_session_render_shows(nerf_snapshot, sdf_session):
     from ngp_sdk.core.camera_path import intrinsics_with_fov
-    from ngp_sdk.core.meshes import TriangleMesh
-    from tests.ngp_sdk.sdf.test_sdf_task import _icosphere, _tiny_config
 
-    v, f = _icosphere(2, radius=0.8)
-    sdf = Session.sdf(TriangleMesh(v + 2.0, f), config=_tiny_config(1024))
-    sdf.train(steps=100)
-    for session in (Session.load(nerf_snapshot), sdf):
+    for session in (Session.load(nerf_snapshot), sdf_session):
         view = get_primitive(session.primitive).scene_view(session.task)
         c2w, fov = view.default_camera()
         np.testing.assert_allclose(view.from_internal(view.to_internal(c2w)), c2w, atol=1e-9)
@@ -299,3 +333,52 @@ def test_primitives_without_a_viewer_say_so():
 
     with pytest.raises(ConfigError, match="no browser viewer"):
         open_viewer(NoView())
+
+
+@pytest.fixture(scope="module")
+def nrc_session():
+    from ngp_sdk.nrc.task import NrcTask, load_scene
+    from tests.ngp_sdk.nrc.test_cache import SMALL
+
+    return Session(NrcTask(SMALL, load_scene("cornell-box", width=48, height=32)))
+
+
+def test_nrc_view_follows_the_camera_and_averages_frames_while_it_rests(nrc_session):
+    from ngp_sdk.core.camera_path import intrinsics_with_fov
+    from ngp_sdk.core.view import c2w_from_wxyz_position, wxyz_position_from_c2w
+
+    view = get_primitive("nrc").scene_view(nrc_session.task)
+    scene_sensor = nrc_session.task.renderer.scene.sensor
+    c2w, fov = view.default_camera()
+    film = intrinsics_with_fov(scene_sensor.width, scene_sensor.height, np.degrees(fov))
+    sensor = view.sensor_for(c2w, film)  # the scene's own camera comes back
+    np.testing.assert_allclose(sensor.to_world, scene_sensor.to_world, atol=1e-9)
+    want = scene_sensor.fov if scene_sensor.fov_axis == "x" else None
+    if want is not None:
+        assert np.isclose(sensor.fov, want)
+    step = nrc_session.step_count
+    a = view.render(c2w, film)
+    np.testing.assert_allclose(a.rgb, linear_to_srgb(np.clip(nrc_session.task.last_frame, 0, 1)), atol=1e-6)
+    view.render(c2w, film)
+    assert view.frames_averaged == 2 and nrc_session.step_count == step + 2  # every frame trains the cache
+    wxyz, pos = wxyz_position_from_c2w(c2w)
+    moved = c2w_from_wxyz_position(wxyz, pos + 0.05 * np.asarray(c2w)[:3, 0])
+    wide = intrinsics_with_fov(64, 32, np.degrees(fov))  # another aspect: cropped out of the film
+    b = view.render(moved, wide)
+    assert view.frames_averaged == 1 and b.rgb.shape == (32, 64, 3)
+
+
+def test_nrc_viewer_keeps_rendering_and_training_while_the_camera_rests(browser, nrc_session):
+    with SceneViewer(nrc_session, ViewerOptions(port=free_port(), show_box=False)) as viewer:
+        browser.get(viewer.url)
+        client = wait_for(lambda: next(iter(viewer.clients.values()), None), 30)
+        assert wait_for(lambda: len(client.renderer.events) >= 3, 60), "frames did not keep coming"
+        step = nrc_session.step_count
+        assert wait_for(lambda: nrc_session.step_count >= step + 3, 60)
+        still = canvas_pixels(browser)
+        t1 = time.monotonic()
+        drag_canvas(browser, 80, 0)
+        assert wait_for(lambda: any(e.request.issued > t1 for e in client.renderer.events), 30)
+        time.sleep(1.0)
+        moved = canvas_pixels(browser)
+        assert np.abs(moved.astype(float) - still.astype(float)).mean() > 2.0

@@ -129,7 +129,7 @@ def test_full_frame_is_assembled_from_bands_exactly():
 
     r = ProgressiveRenderer(_pixel_render(2e-6), publish, preview_seconds=0.01, settle_seconds=0.0,
                             band_seconds=0.01, partial_seconds=0.001).start()
-    full = Intrinsics(width=120, height=90, fx=100.0, fy=100.0, cx=60.0, cy=45.0)
+    full = Intrinsics(width=200, height=300, fx=150.0, fy=150.0, cx=100.0, cy=150.0)
     try:
         r.submit(ViewRequest(c2w=np.eye(4), intrinsics=full, options={"tag": 7}))
         assert done.wait(30)
@@ -137,7 +137,7 @@ def test_full_frame_is_assembled_from_bands_exactly():
         r.stop()
     kinds = [k for _, k in frames]
     assert kinds[0] == "preview" and kinds[-1] == "full" and "partial" in kinds
-    assert frames[0][0].shape[0] < 90  # a low-resolution first frame
+    assert frames[0][0].shape[0] < 300  # a low-resolution first frame
     np.testing.assert_array_equal(frames[-1][0], _pixel_render()(ViewRequest(np.eye(4), full, {"tag": 7}), full))
     assert [e.kind for e in r.events] == kinds and all(e.latency > 0 for e in r.events)
 
@@ -181,3 +181,37 @@ def test_stale_cameras_are_dropped_and_a_moving_camera_abandons_the_full_render(
     full_tags = [req.options["tag"] for req, kind in published if kind == "full"]
     assert full_tags[-1] == 99
 
+
+
+def test_a_refresh_shows_no_preview_and_rests_between_bands_until_a_camera_moves():
+    published = []
+    r = ProgressiveRenderer(_pixel_render(1e-5), lambda img, req, kind: published.append((req, kind, time.monotonic())),
+                            band_seconds=0.02, partial_seconds=0.001).start()
+    full = Intrinsics(width=200, height=400, fx=150.0, fy=150.0, cx=100.0, cy=200.0)
+    try:
+        r._band_seconds_per_pixel = 1e-5  # bands of 82 rows, ~0.16 s each
+        t0 = time.monotonic()
+        r.submit(ViewRequest(c2w=np.eye(4), intrinsics=full, options={"refresh": True, "rest_share": 0.5}))
+        assert _wait_for(lambda: published, 30)
+        refresh_seconds = published[-1][2] - t0
+        assert [k for _, k, _ in published] == ["full"]  # the sharp picture is never replaced by a preview
+        assert refresh_seconds > 1.6 * 400 * 200 * 1e-5  # rested about as long as it rendered
+        # a moved camera cuts the rest short and gets its preview at once
+        r.submit(ViewRequest(c2w=np.eye(4), intrinsics=full, options={"refresh": True, "rest_share": 0.05}))
+        time.sleep(0.3)
+        moved = ViewRequest(c2w=np.eye(4), intrinsics=full, options={"tag": 5})
+        r.submit(moved)
+        assert _wait_for(lambda: any(q is moved for q, _, _ in published), 10)
+        first = next((t, k) for q, k, t in published if q is moved)
+        assert first[1] == "preview" and first[0] - moved.issued < 0.5 + 0.2
+    finally:
+        r.stop()
+
+
+def _wait_for(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
