@@ -114,8 +114,8 @@ def measure_training(session, args) -> dict:
     try:
         with SceneViewer(session, ViewerOptions(port=_free_port(), refresh_seconds=2.0)) as viewer:
             driver.get(viewer.url)
-            wait_for(lambda: viewer.clients, 60)
-            client = next(iter(viewer.clients.values()))
+            client = wait_for(lambda: next(iter(viewer.clients.values()), None), 60)
+            wait_for(lambda: any(e.kind == "full" for e in client.renderer.events), 600)  # the page's first frame
             at_rest = window(driver, move=False)
             n_rest = len(client.renderer.events)
             with_viewer = window(driver)

@@ -34,6 +34,18 @@ def _full(viewer, after: float, timeout: float = 900.0) -> None:
     time.sleep(1.0)
 
 
+def _shot(driver, path: Path) -> None:
+    """Screenshot without the headless browser's "software WebGL" notice (no GPU in a headless Chromium)."""
+    driver.execute_script("""for (const e of document.querySelectorAll('body *')) {
+        if (e.children.length === 0 && e.textContent.trim() === 'Software WebGL rendering detected') {
+            let box = e;  // the notification: the largest ancestor holding nothing but it
+            while (box.parentElement && box.parentElement.textContent.length < 400) box = box.parentElement;
+            box.style.display = 'none';
+        } }""")
+    time.sleep(0.3)
+    driver.save_screenshot(str(path))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nerf", type=Path, default=None, help="a NeRF snapshot (default: 60 s on the showcase scene)")
@@ -62,11 +74,11 @@ def main() -> None:
             t0 = time.monotonic()
             driver.get(viewer.url)
             _full(viewer, t0)
-            driver.save_screenshot(str(args.out / "viewer_nerf.png"))
+            _shot(driver, args.out / "viewer_nerf.png")
             t1 = time.monotonic()
             viewer._mode.value = "depth"
             _full(viewer, t1)
-            driver.save_screenshot(str(args.out / "viewer_nerf_depth.png"))
+            _shot(driver, args.out / "viewer_nerf_depth.png")
 
         from ngp_sdk.nrc.task import NrcTask, load_scene
 
@@ -74,7 +86,7 @@ def main() -> None:
         with SceneViewer(nrc, ViewerOptions(port=_port(), show_box=False)) as viewer:
             driver.get(viewer.url)
             wait_for(lambda: nrc.step_count >= 60, 300)
-            driver.save_screenshot(str(args.out / "viewer_nrc.png"))
+            _shot(driver, args.out / "viewer_nrc.png")
 
         from skimage import data as skdata
 

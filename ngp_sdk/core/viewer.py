@@ -218,7 +218,8 @@ class SceneViewer:
             wxyz, pos = wxyz_position_from_c2w(c2w)
             self._frustums.append(self.server.scene.add_camera_frustum(
                 f"/cameras/{i:05d}", fov=intr.fov_y, aspect=intr.width / intr.height, scale=scale,
-                color=(40, 120, 255), wxyz=wxyz, position=pos, visible=self._show_cameras.value))
+                thickness=1.5, thickness_units="screen", color=(40, 120, 255), wxyz=wxyz, position=pos,
+                visible=self._show_cameras.value))
 
     # -- GUI -----------------------------------------------------------------------------------------------
     def _build_gui(self) -> None:
@@ -451,8 +452,11 @@ class SceneViewer:
             return
         st = session.status()
         frames = st.get("frames")
-        lines = [f"**{session.primitive}** · step {st['step']:,}", f"loss {st['loss']:.4g}",
-                 f"{st.get('samples_per_second', 0.0) / 1e6:.2f} M samples/s · {st.get('state', 'idle')}"]
+        lines = [f"**{session.primitive}** · step {st['step']:,} · {st.get('state', 'idle')}"]
+        if math.isfinite(st["loss"]):
+            lines.append(f"loss {st['loss']:.4g}")
+        if st.get("samples_per_second"):
+            lines.append(f"{st['samples_per_second'] / 1e6:.2f} M samples/s")
         if frames is not None:
             lines.append(f"frames {frames}")
         self._stats.content = "  \n".join(lines)

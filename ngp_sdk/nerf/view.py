@@ -46,10 +46,14 @@ class NerfSceneView(SceneView):
 
     def default_camera(self) -> tuple[np.ndarray, float]:
         cams = self.cameras()
-        if cams:
-            c2w, intr = cams[0]
-            return c2w, intr.fov_y
         lo, hi = self.scene_box()
+        if cams:  # the first training camera, pulled back so that its neighbours' frustums are in view
+            c2w, intr = cams[0]
+            c2w = c2w.copy()
+            centre = 0.5 * (lo + hi)
+            dist = float(np.linalg.norm(c2w[:3, 3] - centre))
+            c2w[:3, 3] += 0.35 * dist * c2w[:3, 2]  # backwards: the OpenGL camera looks down -z
+            return c2w, intr.fov_y
         centre, size = 0.5 * (lo + hi), float(np.linalg.norm(hi - lo))
         eye = centre + size * np.array([0.6, -0.6, 0.5])
         fwd = (centre - eye) / np.linalg.norm(centre - eye)
