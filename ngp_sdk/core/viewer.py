@@ -131,11 +131,18 @@ class SceneViewer:
         self._frustums: list[Any] = []
         self._box: Any = None
         self._stop = threading.Event()
+        first = self._source()
+        if first is not None:
+            self._view_of(first)  # a primitive without a 3D view fails here, before a port is taken
         with contextlib.redirect_stdout(io.StringIO()):  # viser's banner; the caller prints self.url
             self.server = viser.ViserServer(host=self.options.host, port=self.options.port, verbose=False)
-        self.server.gui.configure_theme(control_layout="floating", show_logo=False, show_share_button=False)
-        self._build_gui()
-        self._refresh_session()
+        try:
+            self.server.gui.configure_theme(control_layout="floating", show_logo=False, show_share_button=False)
+            self._build_gui()
+            self._refresh_session()
+        except BaseException:
+            self.server.stop()
+            raise
         self.server.on_client_connect(self._on_connect)
         self.server.on_client_disconnect(self._on_disconnect)
         self._poller = threading.Thread(target=self._poll, name="ngp-viewer-poll", daemon=True)
@@ -184,16 +191,18 @@ class SceneViewer:
         session = self._source()
         if session is self._session:
             return False
-        view = None
-        if session is not None:
-            spec = get_primitive(session.primitive)
-            if spec.scene_view is None:
-                raise ConfigError(f"the {session.primitive} primitive has no 3D view")
-            view = spec.scene_view(session.task)
+        view = None if session is None else self._view_of(session)
         with self._lock:
             self._session, self._view = session, view
         self._draw_scene()
         return True
+
+    @staticmethod
+    def _view_of(session: Any) -> SceneView:
+        spec = get_primitive(session.primitive)
+        if spec.scene_view is None:
+            raise ConfigError(f"the {session.primitive} primitive has no 3D view")
+        return spec.scene_view(session.task)
 
     def _draw_scene(self) -> None:
         view = self._view

@@ -43,7 +43,6 @@ __all__ = [
     "Undistorter",
     "camera_from_info",
     "quaternion_to_matrix",
-    "matrix_to_quaternion",
     "transform_to_matrix",
     "pose_message_to_matrix",
     "optical_to_nerf",
@@ -322,27 +321,6 @@ def quaternion_to_matrix(q: Any) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
-
-
-def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(x, y, z, w)`` with ``w >= 0`` of a rotation matrix ``[3, 3]``."""
-    r = np.asarray(r, np.float64)
-    tr = np.trace(r)
-    if tr > 0:
-        s = 2.0 * math.sqrt(tr + 1.0)
-        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s]
-    elif r[0, 0] > r[1, 1] and r[0, 0] > r[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + r[0, 0] - r[1, 1] - r[2, 2])
-        q = [0.25 * s, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s, (r[2, 1] - r[1, 2]) / s]
-    elif r[1, 1] > r[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + r[1, 1] - r[0, 0] - r[2, 2])
-        q = [(r[0, 1] + r[1, 0]) / s, 0.25 * s, (r[1, 2] + r[2, 1]) / s, (r[0, 2] - r[2, 0]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1])
-        q = [(r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s, (r[1, 0] - r[0, 1]) / s]
-    q = np.asarray(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
 
 
 def _xyz(v: Any) -> list[float]:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ngp_sdk.core.camera_path import matrix_to_quaternion
 from ngp_sdk.core.errors import DataError
-from ngp_sdk.robotics.messages import matrix_to_quaternion, quaternion_to_matrix, stamp_to_ns, transform_to_matrix
+from ngp_sdk.robotics.messages import quaternion_to_matrix, stamp_to_ns, transform_to_matrix
 
 __all__ = ["TfError", "TfBuffer", "slerp"]
 

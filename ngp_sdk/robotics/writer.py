@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ngp_sdk.core.camera_path import matrix_to_quaternion
 from ngp_sdk.core.cameras import Intrinsics
 from ngp_sdk.core.errors import ConfigError
-from ngp_sdk.robotics.messages import matrix_to_quaternion
 
 __all__ = ["BagWriter", "BAG_FORMATS", "BASE_TO_OPTICAL", "write_capture"]
 

@@ -324,15 +324,19 @@ def test_image_viewer_pans_and_zooms_in_the_browser_rendering_only_visible_tiles
         assert len(shot) > 1000
 
 
-def test_primitives_without_a_viewer_say_so():
+def test_primitives_without_a_viewer_say_so(monkeypatch):
+    import ngp_sdk.core.viewer as viewer_module
     from ngp_sdk.core.errors import ConfigError
-    from ngp_sdk.core.viewer import open_viewer
+    from ngp_sdk.core.registry import Primitive
+    from ngp_sdk.core.task import Task
 
     class NoView:
-        primitive = "nrc"
+        primitive = "plain"
 
+    spec = Primitive(name="plain", summary="a primitive with no viewer", task=Task, create=lambda *a, **k: None)
+    monkeypatch.setattr(viewer_module, "get_primitive", lambda name: spec)
     with pytest.raises(ConfigError, match="no browser viewer"):
-        open_viewer(NoView())
+        viewer_module.open_viewer(NoView())
 
 
 @pytest.fixture(scope="module")
@@ -382,3 +386,22 @@ def test_nrc_viewer_keeps_rendering_and_training_while_the_camera_rests(browser,
         time.sleep(1.0)
         moved = canvas_pixels(browser)
         assert np.abs(moved.astype(float) - still.astype(float)).mean() > 2.0
+
+
+def test_a_session_without_a_3d_view_is_refused_before_a_port_is_taken(monkeypatch):
+    import ngp_sdk.core.viewer as viewer_module
+    from ngp_sdk.core.errors import ConfigError
+    from ngp_sdk.core.registry import Primitive
+    from ngp_sdk.core.task import Task
+
+    class Flat:
+        primitive = "flat"
+        task = None
+
+    spec = Primitive(name="flat", summary="no 3D view", task=Task, create=lambda *a, **k: None)
+    monkeypatch.setattr(viewer_module, "get_primitive", lambda name: spec)
+    port = free_port()
+    with pytest.raises(ConfigError, match="no 3D view"):
+        SceneViewer(Flat(), ViewerOptions(port=port))
+    with socket.socket() as s:  # the port is still free: no server was left behind
+        s.bind(("127.0.0.1", port))

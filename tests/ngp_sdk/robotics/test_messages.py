@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from ngp_sdk.core.camera_path import matrix_to_quaternion
 from ngp_sdk.robotics.messages import (
     MessageError,
     camera_from_info,
@@ -16,7 +17,6 @@ from ngp_sdk.robotics.messages import (
     decode_depth,
     decode_image,
     image_message_fields,
-    matrix_to_quaternion,
     nerf_to_optical,
     optical_to_nerf,
     pose_message_to_matrix,
