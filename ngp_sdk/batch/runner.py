@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -128,6 +129,9 @@ def run(jobs: str | os.PathLike | Sequence[Any] | dict[str, Any], *, address: st
             batch.cancel()
             summary = batch.summary(address, summary_file)
             _write_json(summary_file, summary)
+            if started_here:  # Ctrl-C: do not let a slow shutdown of the local Ray hold the terminal
+                started_here = False
+                _shutdown_within(ray, _INTERRUPT_SHUTDOWN_S)
             raise BatchInterrupted(summary) from None
         summary = batch.summary(address, summary_file)
         _write_json(summary_file, summary)
@@ -135,6 +139,19 @@ def run(jobs: str | os.PathLike | Sequence[Any] | dict[str, Any], *, address: st
     finally:
         if started_here:
             ray.shutdown()
+
+
+#: After Ctrl-C, seconds the local Ray gets to shut down before the driver exits anyway (its processes watch the
+#: driver and end with it).
+_INTERRUPT_SHUTDOWN_S = 20.0
+
+
+def _shutdown_within(ray: Any, seconds: float) -> bool:
+    """``ray.shutdown()`` on a daemon thread, waited for at most ``seconds``; False when it did not finish."""
+    t = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
+    t.start()
+    t.join(seconds)
+    return not t.is_alive()
 
 
 def _import_ray():

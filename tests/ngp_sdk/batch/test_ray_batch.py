@@ -119,7 +119,11 @@ def test_ctrl_c_keeps_finished_outputs_and_writes_the_summary(inputs, tmp_path):
         _wait_for(lambda: (tmp_path / "batch-logs" / "slow.log").exists(), 180, "the second job to start")
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            logs = {p.name: p.read_text()[-500:] for p in (tmp_path / "batch-logs").glob("*")}
+            raise AssertionError(f"ngp batch did not stop within 120 s of Ctrl-C; batch-logs: {logs}") from None
     finally:
         proc.kill()
     assert proc.returncode == 130, err
