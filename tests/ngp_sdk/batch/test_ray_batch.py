@@ -112,9 +112,12 @@ def test_ctrl_c_keeps_finished_outputs_and_writes_the_summary(inputs, tmp_path):
         {"name": "slow", "kind": "train", "primitive": "sdf", "data": str(inputs / "box.obj"), "seconds": 120,
          "config": str(inputs / "sdf.json"), "out": "out/slow.ingp", "after": "quick"},
     ]))
+    # Ctrl-C as in a terminal: a runner that started the tests in the background (`cmd &` in a shell) hands its
+    # children SIGINT ignored, and Python then installs no KeyboardInterrupt handler; give the batch the default
     proc = subprocess.Popen([sys.executable, "-m", "ngp_sdk.cli", "batch", str(jobs), "--workers", "1",
                              "--no-progress"], cwd=tmp_path, env=ray_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for(lambda: (tmp_path / "batch-logs" / "slow.log").exists(), 180, "the second job to start")
         time.sleep(1.0)
