@@ -14,10 +14,8 @@ Ray is imported only here, only when a batch runs (``pip install 'ngp-sdk[cluste
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -27,7 +25,7 @@ from typing import Any
 
 from ngp_sdk.batch.jobs import Job, default_chunk_frames, frame_ranges, load_jobs, parse_jobs
 from ngp_sdk.core.errors import ConfigError
-from ngp_sdk.core.files import default_file_mode
+from ngp_sdk.core.files import write_text_atomic
 
 __all__ = ["run", "BatchInterrupted"]
 
@@ -374,15 +372,4 @@ class _Batch:
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     """Write ``doc`` atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")

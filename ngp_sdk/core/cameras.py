@@ -43,6 +43,8 @@ __all__ = [
     "CAMERA_MODELS",
     "Intrinsics",
     "focal_length_from_fov",
+    "z_depth_per_ray_distance",
+    "box_corners",
     "pack_intrinsics",
     "camera_ray_tiles",
     "opencv_to_opengl",
@@ -206,6 +208,20 @@ class Intrinsics:
             np.array(self.dist, dtype=np.float32),
             self.model_code,
         )
+
+
+def z_depth_per_ray_distance(intrinsics: Intrinsics) -> np.ndarray:
+    """float64 ``[H, W]``: the z-depth (along the optical axis) per unit of distance along each pixel-centre ray of
+    a pinhole camera (lens distortion ignored); multiply a ray-distance depth map by it to get z-depth."""
+    u = (np.arange(intrinsics.width) + 0.5 - intrinsics.cx) / intrinsics.fx
+    v = (np.arange(intrinsics.height) + 0.5 - intrinsics.cy) / intrinsics.fy
+    return 1.0 / np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)
+
+
+def box_corners(lo, hi) -> np.ndarray:
+    """The 8 corners ``[8, 3]`` (float64) of the axis-aligned box ``lo``..``hi``."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    return np.array([[(lo, hi)[(k >> a) & 1][a] for a in range(3)] for k in range(8)])
 
 
 def focal_length_from_fov(resolution: float, angle: float) -> float:

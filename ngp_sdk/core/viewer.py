@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from ngp_sdk.core.camera_path import CameraKeyframe, intrinsics_with_fov, matrix_to_quaternion, sample_camera_path
-from ngp_sdk.core.cameras import Intrinsics
+from ngp_sdk.core.cameras import Intrinsics, box_corners
 from ngp_sdk.core.errors import ConfigError, DataError
+from ngp_sdk.core.files import write_text_atomic
 from ngp_sdk.core.progressive import ProgressiveRenderer, ViewRequest
 from ngp_sdk.core.registry import get_primitive
 from ngp_sdk.core.view import RENDER_MODES, SceneView, c2w_from_wxyz_position, compose_view, wxyz_position_from_c2w
@@ -319,10 +319,7 @@ class SceneViewer:
         doc = self.camera_path_document(client_id)
         if not doc["path"]:
             raise DataError("add a keyframe first")
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, out)
-        return out
+        return write_text_atomic(out, json.dumps(doc, indent=2))
 
     def _save_path(self, handle: Any) -> None:
         try:
@@ -431,10 +428,10 @@ class SceneViewer:
             return np.zeros((intr.height, intr.width, 3), np.uint8)
         with session.locked():
             layers = view.render(req.c2w, intr)
-        lo, hi = (np.asarray(v, np.float64) for v in view.scene_box())
-        corners = np.array([[(lo, hi)[(i >> a) & 1][a] for a in range(3)] for i in range(8)])
-        d = np.linalg.norm(corners - req.c2w[:3, 3], axis=1)
-        near = float(max(0.0, d.min() if not np.all((lo <= req.c2w[:3, 3]) & (req.c2w[:3, 3] <= hi)) else 0.0))
+        lo, hi = view.scene_box()
+        eye = req.c2w[:3, 3]
+        d = np.linalg.norm(box_corners(lo, hi) - eye, axis=1)
+        near = 0.0 if np.all((lo <= eye) & (eye <= hi)) else float(d.min())  # inside the box: from the camera
         return compose_view(layers, req.options.get("mode", "rgb"), exposure=req.options.get("exposure", 0.0),
                             depth_range=(near, float(d.max())), intrinsics=intr, c2w=req.c2w)
 

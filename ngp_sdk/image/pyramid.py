@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ngp_sdk.core.errors import DataError
+from ngp_sdk.core.files import write_text_atomic
 from ngp_sdk.image.render import render_codes
 from ngp_sdk.image.window import Window
 
@@ -194,18 +195,12 @@ def write_pyramid(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     dzi = out / f"{name}.dzi"
-    _write_text(dzi, layout.dzi_xml(fmt))
+    write_text_atomic(dzi, layout.dzi_xml(fmt))
     viewer = out / "openseadragon"
     shutil.rmtree(viewer, ignore_errors=True)
     shutil.copytree(VIEWER_DIR, viewer)
-    _write_text(out / "index.html", index_html(layout, f"{name}_files/", fmt, title or name))
+    write_text_atomic(out / "index.html", index_html(layout, f"{name}_files/", fmt, title or name))
     return dzi
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def index_html(layout: PyramidLayout, tiles_url: str, fmt: str, title: str, *,

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import warp as wp
 
-from ngp_sdk.core.cameras import Intrinsics, nerf_matrix_to_ngp
+from ngp_sdk.core.cameras import Intrinsics, nerf_matrix_to_ngp, z_depth_per_ray_distance
 from ngp_sdk.core.config import config_from
 from ngp_sdk.core.device import resolve_device
 from ngp_sdk.core.errors import DataError, SnapshotError
@@ -295,10 +295,7 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         """
         pose = nerf_matrix_to_ngp(np.asarray(c2w, np.float64), self.scene.scale, self.scene.offset)[:3]
         img = self.render_view(pose.astype(np.float32), intrinsics, background=background)
-        u = (np.arange(intrinsics.width) + 0.5 - intrinsics.cx) / intrinsics.fx
-        v = (np.arange(intrinsics.height) + 0.5 - intrinsics.cy) / intrinsics.fy
-        cos = 1.0 / np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)
-        depth = (img.depth * cos / self.scene.scale).astype(np.float32)
+        depth = (img.depth * z_depth_per_ray_distance(intrinsics) / self.scene.scale).astype(np.float32)
         return dataclasses.replace(img, depth=depth)
 
     def render(self, *, view: int = 0, c2w: np.ndarray | None = None, intrinsics: Intrinsics | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ngp_sdk.core.cameras import Intrinsics, nerf_matrix_to_ngp, ngp_to_nerf_matrix
+from ngp_sdk.core.cameras import Intrinsics, box_corners, nerf_matrix_to_ngp, ngp_to_nerf_matrix
 from ngp_sdk.core.view import SceneView, ViewLayers
 from ngp_sdk.nerf.task import NerfTask
 
@@ -36,8 +36,7 @@ class NerfSceneView(SceneView):
     def scene_box(self) -> tuple[np.ndarray, np.ndarray]:
         scene = self.task.scene
         lo, hi = scene.aabb
-        corners = np.array([[(lo, hi)[(i >> a) & 1][a] for a in range(3)] for i in range(8)], np.float64)
-        world = scene.to_nerf(corners)
+        world = scene.to_nerf(box_corners(lo, hi))
         return world.min(axis=0), world.max(axis=0)
 
     def cameras(self) -> list[tuple[np.ndarray, Intrinsics]]:

@@ -9,7 +9,7 @@ import numpy as np
 import warp as wp
 
 from ngp_sdk.core.camera_path import intrinsics_with_fov, look_at
-from ngp_sdk.core.cameras import Intrinsics, opengl_to_opencv
+from ngp_sdk.core.cameras import Intrinsics, box_corners, opengl_to_opencv
 from ngp_sdk.core.config import config_from
 from ngp_sdk.core.device import resolve_device
 from ngp_sdk.core.errors import DataError, SnapshotError
@@ -193,7 +193,7 @@ class SdfTask(Task, MeshExporter):
         u /= np.linalg.norm(u)
         rot = look_at(centre + u, centre, (0.0, 1.0, 0.0))[:, :3]
         # the nearest distance along u at which all 8 box corners project inside the narrower field of view
-        corners = np.array([[(lo, hi)[(k >> a) & 1][a] for a in range(3)] for k in range(8)]) - centre
+        corners = box_corners(lo, hi) - centre
         tan_half = np.tan(np.radians(fov_y) / 2) * min(1.0, width / height)
         lateral = np.abs(corners @ rot[:, :2]).max(axis=1)
         distance = 1.05 * float(np.max(corners @ u + lateral / tan_half))

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ngp_sdk.core.cameras import Intrinsics, opencv_to_opengl
+from ngp_sdk.core.cameras import Intrinsics, opencv_to_opengl, z_depth_per_ray_distance
 from ngp_sdk.core.images import linear_to_srgb
 from ngp_sdk.core.view import SceneView, ViewLayers
 from ngp_sdk.sdf.task import DEFAULT_FOV_Y, SdfTask
@@ -25,10 +25,8 @@ class SdfSceneView(SceneView):
 
     def render(self, c2w: np.ndarray, intrinsics: Intrinsics) -> ViewLayers:
         img = self.task.render_world(c2w, intrinsics)
-        u = (np.arange(intrinsics.width) + 0.5 - intrinsics.cx) / intrinsics.fx
-        v = (np.arange(intrinsics.height) + 0.5 - intrinsics.cy) / intrinsics.fy
-        cos = 1.0 / np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)
-        return ViewLayers(rgb=linear_to_srgb(np.clip(img.rgb, 0.0, 1.0)), depth=(img.depth * cos).astype(np.float32),
+        depth = (img.depth * z_depth_per_ray_distance(intrinsics)).astype(np.float32)
+        return ViewLayers(rgb=linear_to_srgb(np.clip(img.rgb, 0.0, 1.0)), depth=depth,
                           opacity=img.hit.astype(np.float32), normals=img.normals)
 
     def scene_box(self) -> tuple[np.ndarray, np.ndarray]:

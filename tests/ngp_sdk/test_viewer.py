@@ -20,7 +20,7 @@ from benchmarks._browser import canvas_pixels, drag_canvas, find_chromium, open_
 from ngp_sdk import Session
 from ngp_sdk.core.camera_path import load_camera_path, quaternion_to_matrix
 from ngp_sdk.core.errors import DataError
-from ngp_sdk.core.images import linear_to_srgb
+from ngp_sdk.core.images import linear_to_srgb, linear_to_srgb_codes
 from ngp_sdk.core.registry import get_primitive
 from tests.ngp_sdk.nerf.synthetic_nerf import camera_positions, look_at_nerf, render_sphere, write_sphere_dataset
 from tests.ngp_sdk.nerf.test_live_nerf import INTR, SIZE
@@ -69,8 +69,7 @@ def click_button(driver, label: str) -> None:
 
 def direct_codes(session: Session, view, req) -> np.ndarray:
     """``Session.render`` at the camera of a viewer request, as the 8-bit codes a page shows."""
-    lin = session.render(c2w=view.to_internal(req.c2w), intrinsics=req.intrinsics)
-    return (np.clip(linear_to_srgb(lin), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return linear_to_srgb_codes(session.render(c2w=view.to_internal(req.c2w), intrinsics=req.intrinsics))
 
 
 def full_frame_after(viewer: SceneViewer, t: float, timeout: float = 120.0):
@@ -293,7 +292,7 @@ def test_image_viewer_tiles_are_direct_renders_and_bad_paths_are_refused(image_s
             x0, y0, x1, y1 = lay.tile_bounds(level, col, row)
             s = lay.scale(level) * viewer.zoom  # output pixels per training pixel
             direct = image_session.render(region=(x0 / s, y0 / s, (x1 - x0) / s, (y1 - y0) / s), scale=s)
-            codes = (np.clip(linear_to_srgb(direct), 0, 1) * 255 + 0.5).astype(np.uint8)
+            codes = linear_to_srgb_codes(direct)
             assert tile.shape == codes.shape
             assert np.abs(tile.astype(int) - codes.astype(int)).max() <= 1
         for bad in ("tiles/99/0_0.png", f"tiles/{lay.max_level}/999_0.png", "tiles/3/0_0.jpg",
