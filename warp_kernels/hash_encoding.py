@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from .device import check_array, common_device
+from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split, num_cpu_threads, run_on_threads
 
 __all__ = [
@@ -543,6 +543,7 @@ def hash_encode_input_grad(
     grad_output: wp.array,
     *,
     out: wp.array | None = None,
+    n_levels: int | None = None,
 ) -> wp.array:
     """Gradient of the loss with respect to the input positions, ``dL/dx = J_x^T dL/dfeatures``.
 
@@ -555,6 +556,8 @@ def hash_encode_input_grad(
         params: float32 ``[layout.n_params]``.
         grad_output: float32 ``[N, n_levels * F]``.
         out: optional float32 ``[N, n_dims]`` output.
+        n_levels: use only the first (coarsest) ``n_levels`` levels, as if the finer levels' output gradients
+            were 0 (a coarse-to-fine gradient, e.g. for camera refinement); default all.
 
     Returns:
         float32 ``[N, n_dims]``.
@@ -566,10 +569,13 @@ def hash_encode_input_grad(
         out = wp.empty((n, layout.n_dims), dtype=wp.float32, device=device)
     else:
         check_array(out, "out", dtype=wp.float32, shape=(n, layout.n_dims), device=device)
+    levels = layout.n_levels if n_levels is None else int(n_levels)
+    if not 1 <= levels <= layout.n_levels:
+        raise KernelArgumentError(f"n_levels must be in 1..{layout.n_levels}, got {n_levels}")
     if n == 0:
         return out
     k = encoding_kernels(layout)["backward_input"]
     launch_split(
-        k, n, [positions, params, grad_output, *_level_arrays(layout, device), layout.n_levels, out], device
+        k, n, [positions, params, grad_output, *_level_arrays(layout, device), levels, out], device
     )
     return out

@@ -83,6 +83,16 @@ def test_forward_and_backward_match_reference(device, n_dims, n_features):
                                 wp.array(go, device=device)).numpy()
     np.testing.assert_allclose(gx, ref.encode_input_grad(lay, xs.astype(np.float64), params, go),
                                rtol=1e-4, atol=1e-3)
+    if lay.n_levels > 1:  # the coarsest levels only = the finer levels' output gradients zeroed
+        coarse = go.copy()
+        coarse[:, lay.n_features_per_level:] = 0
+        gx1 = hash_encode_input_grad(lay, wp.array(xs, device=device), wp.array(params, device=device),
+                                     wp.array(go, device=device), n_levels=1).numpy()
+        np.testing.assert_allclose(gx1, ref.encode_input_grad(lay, xs.astype(np.float64), params, coarse),
+                                   rtol=1e-4, atol=1e-3)
+        with pytest.raises(KernelArgumentError):
+            hash_encode_input_grad(lay, wp.array(xs, device=device), wp.array(params, device=device),
+                                   wp.array(go, device=device), n_levels=lay.n_levels + 1)
 
 
 def test_hashed_level_really_collides():
