@@ -112,9 +112,11 @@ class HashGrid:
         """Accumulate dL/dtable into :attr:`grads`."""
         hash_encode_backward(self.layout, x, grad_output, self.grads)
 
-    def input_grad(self, x: wp.array, grad_output: wp.array, *, params: wp.array | None = None) -> wp.array:
-        """dL/dx ``[N, n_dims]`` (normals, eikonal terms)."""
-        return hash_encode_input_grad(self.layout, x, self.params if params is None else params, grad_output)
+    def input_grad(self, x: wp.array, grad_output: wp.array, *, params: wp.array | None = None,
+                   n_levels: int | None = None) -> wp.array:
+        """dL/dx ``[N, n_dims]`` (normals, eikonal terms); ``n_levels``: the coarsest levels only."""
+        return hash_encode_input_grad(self.layout, x, self.params if params is None else params, grad_output,
+                                      n_levels=n_levels)
 
     def param_groups(self) -> list[ParamGroup]:
         return [ParamGroup(self.name, self.params, self.grads, "hash")]

@@ -3,7 +3,8 @@
 Modules: :mod:`~ngp_sdk.nerf.config`, :mod:`~ngp_sdk.nerf.data` (``transforms.json`` flavours),
 :mod:`~ngp_sdk.nerf.synthetic` (a scene made in code), :mod:`~ngp_sdk.nerf.scene` (camera metadata),
 :mod:`~ngp_sdk.nerf.field`, :mod:`~ngp_sdk.nerf.occupancy`, :mod:`~ngp_sdk.nerf.render`,
-:mod:`~ngp_sdk.nerf.export` (marching cubes with colours), :mod:`~ngp_sdk.nerf.task`, :mod:`~ngp_sdk.nerf.live`,
+:mod:`~ngp_sdk.nerf.export` (marching cubes with colours), :mod:`~ngp_sdk.nerf.refine` (camera pose refinement,
+pose errors), :mod:`~ngp_sdk.nerf.task`, :mod:`~ngp_sdk.nerf.live`,
 :mod:`~ngp_sdk.nerf.cli`, :mod:`~ngp_sdk.nerf.demo`. Imports only :mod:`ngp_sdk.core` (never another primitive).
 """
 

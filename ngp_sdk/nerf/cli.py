@@ -32,6 +32,14 @@ def add_commands(sub) -> None:
                     help="after training, PSNR/SSIM over this many images of the val split (or train)")
     tr.add_argument("--preview", default=None, help="write a rendering of training view 0 (PNG/JPEG/EXR)")
     tr.add_argument("--save-optimizer", action="store_true", help="also store Adam moments in the snapshot")
+    tr.add_argument("--optimize-extrinsics", action="store_true",
+                    help="refine every training pose (training.optimize_extrinsics)")
+    tr.add_argument("--optimize-focal-length", action="store_true",
+                    help="refine one focal length shared by the cameras (training.optimize_focal_length)")
+    tr.add_argument("--depth-lambda", type=float, default=None,
+                    help="weight of the depth loss for frames with a depth_path (training.depth_supervision_lambda)")
+    tr.add_argument("--export-poses", default=None,
+                    help="after training, write the (refined) cameras to this transforms.json")
     add_output_options(tr)
     tr.set_defaults(handler=_cmd_train)
 
@@ -55,11 +63,29 @@ def _eval_split(data: str, downscale: int):
     return load_nerf_dataset(data, split="train", downscale=downscale)
 
 
+def _config(args: argparse.Namespace):
+    """``--config`` with the refinement / depth flags laid over its ``training`` section."""
+    import dataclasses
+
+    from ngp_sdk.core.config import config_from
+    from ngp_sdk.nerf.config import NerfConfig
+
+    cfg = config_from(NerfConfig, args.config)
+    over: dict[str, Any] = {}
+    if args.optimize_extrinsics:
+        over["optimize_extrinsics"] = True
+    if args.optimize_focal_length:
+        over["optimize_focal_length"] = True
+    if args.depth_lambda is not None:
+        over["depth_supervision_lambda"] = args.depth_lambda
+    return dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, **over)) if over else cfg
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from ngp_sdk.core.session import Session
 
     t0 = time.perf_counter()
-    session = Session.nerf(args.data, config=args.config, downscale=args.downscale, device=args.device)
+    session = Session.nerf(args.data, config=_config(args), downscale=args.downscale, device=args.device)
     task = session.task
     samples0 = task.total_samples
     r = session.train(steps=args.steps, seconds=args.seconds, progress=not args.no_progress)
@@ -74,6 +100,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         session.metrics.update(m)
     if args.out:
         result["snapshot"] = str(session.save(args.out, include_optimizer=args.save_optimizer))
+    if args.export_poses:
+        result["poses"] = task.export_poses(args.export_poses)
     if args.preview:
         from ngp_sdk.core.images import save_image
 

@@ -72,6 +72,23 @@ class NerfTrainingConfig:
         mark_untrained: exclude grid cells no training camera sees (instant-ngp's ``mark_untrained_density_grid``);
             removes floaters outside the views.
         seed: RNG seed of initialisation and sampling.
+        optimize_extrinsics: learn a pose correction (rotation about the camera centre + translation) per
+            training camera, jointly with the field (instant-ngp's extrinsic optimisation; a live task refines
+            the frames added with ``refine_pose=True`` whatever this says).
+        extrinsic_learning_rate: Adam step of the pose corrections (radians / internal units per update).
+        extrinsic_decay_updates: the pose step falls tenfold every this many updates (exponentially, as BARF's
+            pose learning rate): large steps while poses are far off, small ones to settle; 0 = constant.
+        extrinsic_l2_reg: pull of the corrections towards the given poses (instant-ngp: 1e-4).
+        extrinsic_update_interval: training steps whose camera gradients one pose update sums.
+        extrinsic_start_step: first step that refines poses (the field first learns a rough scene).
+        extrinsic_gradient_levels: hash-grid levels (coarsest first) the pose gradient flows through; 0 = all.
+            The fine levels' gradients are high-frequency noise at the scale of a pose error (BARF's
+            coarse-to-fine argument), and skipping them halves the cost.
+        optimize_focal_length: also learn one focal-length factor shared by every training camera (offline
+            tasks; instant-ngp's ``optimize_focal_length``).
+        intrinsic_learning_rate: Adam step of the focal length's log-scale.
+        depth_supervision_lambda: weight of the L1 loss on rendered depth where a frame has depth
+            (instant-ngp's name); 0 disables it.
     """
 
     target_samples: int = 1 << 16
@@ -88,6 +105,16 @@ class NerfTrainingConfig:
     grid_decay: float = 0.95
     mark_untrained: bool = True
     seed: int = 1337
+    optimize_extrinsics: bool = False
+    extrinsic_learning_rate: float = 1e-3
+    extrinsic_l2_reg: float = 1e-4
+    extrinsic_update_interval: int = 1
+    extrinsic_decay_updates: int = 2000
+    extrinsic_start_step: int = 0
+    extrinsic_gradient_levels: int = 8
+    optimize_focal_length: bool = False
+    intrinsic_learning_rate: float = 1e-3
+    depth_supervision_lambda: float = 0.0
 
     def __post_init__(self) -> None:
         require(1024 <= self.target_samples <= 1 << 24, f"training.target_samples must be in 1024..2^24, "
@@ -104,6 +131,14 @@ class NerfTrainingConfig:
         require(self.grid_warmup_steps >= 0, "training.grid_warmup_steps must be >= 0")
         require(0 < self.grid_update_fraction <= 1, "training.grid_update_fraction must be in (0, 1]")
         require(0 <= self.grid_decay <= 1, "training.grid_decay must be in [0, 1]")
+        require(self.extrinsic_learning_rate > 0, "training.extrinsic_learning_rate must be > 0")
+        require(self.extrinsic_l2_reg >= 0, "training.extrinsic_l2_reg must be >= 0")
+        require(self.extrinsic_update_interval >= 1, "training.extrinsic_update_interval must be >= 1")
+        require(self.extrinsic_decay_updates >= 0, "training.extrinsic_decay_updates must be >= 0")
+        require(self.extrinsic_start_step >= 0, "training.extrinsic_start_step must be >= 0")
+        require(self.extrinsic_gradient_levels >= 0, "training.extrinsic_gradient_levels must be >= 0")
+        require(self.intrinsic_learning_rate > 0, "training.intrinsic_learning_rate must be > 0")
+        require(self.depth_supervision_lambda >= 0, "training.depth_supervision_lambda must be >= 0")
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "training") -> NerfTrainingConfig:

@@ -86,6 +86,10 @@ class NerfDataset:
         downscale: integer factor the images were shrunk by.
         source_format: ``"instant-ngp"``, ``"blender"``, ``"nerfstudio"`` or ``"mixed"``.
         applied_transform: nerfstudio's ``applied_transform`` (float64 ``[3, 4]``) or None.
+        depth_paths: per frame, its depth image (a frame's ``depth_path``, instant-ngp's key) or None; empty
+            when no frame has one.
+        integer_depth_scale: NeRF world units per stored unit of an integer (PNG) depth image (instant-ngp's
+            top-level key; default 1). Float depth files (``.npy``, ``.exr``, ``.tif``) hold world units.
     """
 
     images: np.ndarray | list[np.ndarray] | None
@@ -104,6 +108,8 @@ class NerfDataset:
     downscale: int = 1
     source_format: str = "instant-ngp"
     applied_transform: np.ndarray | None = None
+    depth_paths: tuple[Path | None, ...] = ()
+    integer_depth_scale: float = 1.0
 
     def __len__(self) -> int:
         return len(self.intrinsics)
@@ -143,6 +149,44 @@ class NerfDataset:
         return _load_one(
             self.image_paths[i], self.downscale, self.has_alpha, self.is_hdr, (k.height, k.width)
         )
+
+    @property
+    def has_depth(self) -> bool:
+        """Whether any frame has a depth image."""
+        return any(p is not None for p in self.depth_paths)
+
+    def load_depth(self, i: int) -> np.ndarray | None:
+        """Frame ``i``'s z-depth, float32 ``[H, W]`` in NeRF world units at the loaded resolution (0 = invalid;
+        a downscaled pixel averages the valid values under it), or None when the frame has none.
+
+        Raises:
+            DataError: an unreadable depth file, or one whose size differs from the frame's image.
+        """
+        path = self.depth_paths[i] if i < len(self.depth_paths) else None
+        if path is None:
+            return None
+        k = self.intrinsics[i]
+        try:
+            if path.suffix.lower() == ".npy":
+                raw = np.load(path, allow_pickle=False)
+            else:
+                raw = read_image(path)
+        except Exception as e:  # noqa: BLE001 - any reader failure is a data problem of this file
+            raise DataError(f"cannot read depth image {path}: {e}") from e
+        raw = np.asarray(raw)
+        if raw.ndim == 3:
+            raw = raw[..., 0]
+        depth = raw.astype(np.float32) * (np.float32(self.integer_depth_scale) if raw.dtype.kind in "ui" else 1.0)
+        depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+        f = self.downscale
+        if depth.shape != (k.height * f, k.width * f) and depth.shape[0] // f != k.height:
+            raise DataError(f"depth image {path} is {depth.shape[1]}x{depth.shape[0]}, its frame "
+                            f"{k.width * f}x{k.height * f}")
+        if f > 1:
+            blocks = depth[: k.height * f, : k.width * f].reshape(k.height, f, k.width, f)
+            valid = (blocks > 0).sum(axis=(1, 3))
+            depth = np.where(valid > 0, blocks.sum(axis=(1, 3)) / np.maximum(valid, 1), 0.0).astype(np.float32)
+        return depth
 
     def with_images(self) -> NerfDataset:
         """This dataset with ``images`` loaded (itself if they already are)."""
@@ -338,6 +382,10 @@ def _scene_settings(d: dict, where: str) -> dict[str, Any]:
         if a < 1 or a != int(a):
             raise DataError(f"{where}: 'aabb_scale' must be a positive integer, got {d['aabb_scale']!r}")
         s["aabb_scale"] = int(a)
+    if "integer_depth_scale" in d:
+        s["integer_depth_scale"] = _num(where, "integer_depth_scale", d["integer_depth_scale"])
+        if not s["integer_depth_scale"] > 0:
+            raise DataError(f"{where}: 'integer_depth_scale' must be positive, got {d['integer_depth_scale']!r}")
     if "up" in d:
         up = d["up"]
         if not (isinstance(up, list) and len(up) == 3):
@@ -441,6 +489,7 @@ class _Frame:
     top: dict
     frame: dict
     where: str
+    depth_path: Path | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -533,8 +582,12 @@ def load_nerf_dataset(
             if not img.is_file():
                 missing.append(f["file_path"])
                 continue
+            dp = f.get("depth_path")
+            if dp is not None and not isinstance(dp, str):
+                raise DataError(f"{where}: 'depth_path' must be a string")
             frames.append(
                 _Frame(
+                    depth_path=_resolve_image(jp.parent, dp) if dp else None,
                     json_path=jp,
                     file_path=f["file_path"],
                     image_path=img,
@@ -596,6 +649,8 @@ def load_nerf_dataset(
         downscale=downscale,
         source_format=formats.pop() if len(formats) == 1 else "mixed",
         applied_transform=applied_transform,
+        depth_paths=tuple(f.depth_path for f in frames) if any(f.depth_path for f in frames) else (),
+        integer_depth_scale=float(settings.get("integer_depth_scale", 1.0)),
     )
     return ds.with_images() if load_images else ds
 

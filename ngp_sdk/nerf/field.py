@@ -139,8 +139,20 @@ class NerfField(ParamsState):
             s["rgb_sel"] = self._color(s, directions, sel, None, self.color_mlp._train_ws, keep=True)
         return s["rgb"]
 
-    def backward(self, grad_sigma: wp.array, grad_rgb: wp.array) -> None:
-        """Accumulate parameter gradients from dL/dsigma ``[S]`` and dL/drgb ``[S, 3]`` of the last forward."""
+    @property
+    def unit_cube_scale(self) -> np.ndarray:
+        """float32 ``[3]`` ``1 / (aabb_max - aabb_min)``: dL/dp = dL/dx * this, x the hash grid's input."""
+        return (1.0 / (self.aabb[1] - self.aabb[0])).astype(np.float32)
+
+    def backward(self, grad_sigma: wp.array, grad_rgb: wp.array, *, position_grad: bool = False,
+                 position_levels: int | None = None) -> wp.array | None:
+        """Accumulate parameter gradients from dL/dsigma ``[S]`` and dL/drgb ``[S, 3]`` of the last forward.
+
+        With ``position_grad``, also return dL/dx float32 ``[S, 3]`` with respect to the hash grid's input
+        ``x`` (the unit cube; multiply by :attr:`unit_cube_scale` for dL/dp): the density and colour paths
+        through the density network, not the view direction (camera refinement uses it); ``position_levels``
+        limits it to the coarsest hash-grid levels.
+        """
         s = self._saved
         if s is None or s["selected"] is None:
             raise RuntimeError("NerfField.backward needs a training forward (density and colour) first")
@@ -158,7 +170,12 @@ class NerfField(ParamsState):
             d_features = self.density_mlp.backward(s["d_raw"], need_input_grad=True)
         with self.timer.phase("backward/encoding"):
             self.grid.backward(s["x"], d_features)
+        grad_x = None
+        if position_grad:
+            with self.timer.phase("backward/position"):
+                grad_x = self.grid.input_grad(s["x"], d_features, n_levels=position_levels)
         self._saved = None
+        return grad_x
 
     def _color(self, b: dict, directions: wp.array, sel: wp.array, params, workspace, keep: bool) -> wp.array:
         """Colour network on the selected rows of ``b`` (raw density outputs in ``b['raw']``); fills ``b['rgb']``."""

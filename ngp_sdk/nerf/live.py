@@ -17,7 +17,11 @@ Replacement policies when the buffer is full:
   frame that has that smallest distance (the most redundant one). Otherwise it is discarded and
   :meth:`LiveNerfTask.add_frame` returns -1.
 
-Depth supervision is not implemented: ``depth`` is accepted and ignored.
+Depth and noisy poses: a frame's ``depth`` (z-depth in NeRF world units, 0 = none) supervises the rendered
+depth when ``training.depth_supervision_lambda > 0`` (else it is ignored); a frame added with
+``refine_pose=True`` (or every frame with ``training.optimize_extrinsics``) gets a learned pose correction
+(:class:`~ngp_sdk.nerf.refine.CameraRefiner`, one row per slot; a slot's correction starts over when a new frame
+takes it). :meth:`LiveNerfTask.training_poses` returns the held frames' refined poses.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class _Frame:
     pose: np.ndarray
     nerf_pose: np.ndarray
     intrinsics: Intrinsics
+    depth: np.ndarray | None = None
+    refine: bool = False
 
 
 def _placeholder_scene(aabb_scale: int, scale: float, offset: tuple[float, float, float]) -> NerfScene:
@@ -205,15 +211,22 @@ class LiveNerfTask(NerfTask, LiveTask):
             k = int(np.argmin(d))
             self._nn[i], self._nn_idx[i] = d[k], rest[k]
 
+    @property
+    def depth_supervision(self) -> bool:
+        """Whether frames' depth supervises training (``training.depth_supervision_lambda > 0``)."""
+        return self.config.training.depth_supervision_lambda > 0
+
     def add_frame(self, image: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics,
-                  depth: np.ndarray | None = None) -> int:
+                  depth: np.ndarray | None = None, *, refine_pose: bool = False) -> int:
         """Add one posed frame; thread-safe with training and never waits for a step.
 
         Args:
             image: uint8 ``[H, W, 3|4]`` (RGBA: straight alpha; RGB frames in an RGBA scene get alpha 255).
             c2w: 4x4 camera-to-world in the scene's NeRF world frame, OpenGL camera axes.
             intrinsics: the camera, for this image's size.
-            depth: ignored (depth supervision is not implemented).
+            depth: optional float ``[H, W]`` z-depth in NeRF world units (0, negative or non-finite = no
+                depth); used when :attr:`depth_supervision`.
+            refine_pose: the pose is noisy: learn a correction for it (see the module docstring).
 
         Returns:
             The frame's index (frames accepted before it), or -1 when the keyframe policy discarded it.
@@ -232,6 +245,13 @@ class LiveNerfTask(NerfTask, LiveTask):
             h, w = img.shape[:2]
             if (intrinsics.width, intrinsics.height) != (w, h):
                 raise DataError(f"intrinsics are for {intrinsics.width}x{intrinsics.height}, the image is {w}x{h}")
+            if depth is not None and self.depth_supervision:
+                depth = np.array(depth, np.float32)
+                if depth.shape != (h, w):
+                    raise DataError(f"depth is {depth.shape}, the image {h}x{w}: they must match")
+                depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+            else:
+                depth = None
             pose = nerf_matrix_to_ngp(m, self.scene.scale, self.scene.offset)[:3].astype(np.float32)
             if self._slot_count < self.capacity:
                 slot = self._slot_count
@@ -248,7 +268,8 @@ class LiveNerfTask(NerfTask, LiveTask):
             else:
                 self._slot_intr[slot] = intrinsics
             self._pending[slot] = _Frame(slot=slot, row=np.ascontiguousarray(img).reshape(-1).copy(), size=(w, h),
-                                         pose=pose, nerf_pose=m, intrinsics=intrinsics)
+                                         pose=pose, nerf_pose=m, intrinsics=intrinsics, depth=depth,
+                                         refine=bool(refine_pose) or self.config.training.optimize_extrinsics)
             self._slot_count = max(self._slot_count, slot + 1)
             if self.policy == "keyframes":
                 self._update_neighbours(slot)
@@ -266,16 +287,38 @@ class LiveNerfTask(NerfTask, LiveTask):
             wp.copy(self._pixels, wp.array(f.row, dtype=wp.uint8, device=self.device),
                     dest_offset=f.slot * self._pixels.shape[1], count=n)
             params, dist, model = pack_intrinsics([f.intrinsics])
+            self._upload_depth(f)
+            if f.refine and self.refiner is None:
+                self._enable_refiner(np.zeros(self.capacity, bool))
+            if self.refiner is not None:  # its base and corrected poses; the correction starts over
+                self.refiner.set_camera(f.slot, f.pose, f.refine)
             for arr, val, dtype in ((self._sizes, np.array(f.size, np.int32), wp.int32),
-                                    (self._cams[0], f.pose.reshape(-1), wp.float32),
                                     (self._cams[1], params.reshape(-1), wp.float32),
                                     (self._cams[2], dist.reshape(-1), wp.float32),
-                                    (self._cams[3], model.astype(np.int32).reshape(-1), wp.int32)):
+                                    (self._cams[3], model.astype(np.int32).reshape(-1), wp.int32),
+                                    *(((self._cams[0], f.pose.reshape(-1), wp.float32),) if self.refiner is None
+                                      else ())):
                 stride = val.size
                 wp.copy(arr, wp.array(val.astype(np.float32 if dtype == wp.float32 else np.int32), dtype=dtype,
                                       device=self.device), dest_offset=f.slot * stride, count=stride)
         self._uploaded = count
+        with_depth = [f.slot for f in pending.values() if f.depth is not None]
+        if with_depth:
+            self._seed_grid_from_depth(with_depth)
         return len(pending)
+
+    def _upload_depth(self, f: _Frame) -> None:
+        """The slot's depth row (zeros when the frame has none and other frames had depth)."""
+        if f.depth is None and self._depths is None:
+            return
+        mw, mh = self.max_resolution
+        if self._depths is None:
+            self._depths = wp.zeros((self.capacity, mw * mh), dtype=wp.float32, device=self.device)
+        row = np.zeros(mw * mh, np.float32)
+        if f.depth is not None:
+            row[: f.depth.size] = f.depth.reshape(-1)
+        wp.copy(self._depths, wp.array(row, dtype=wp.float32, device=self.device), dest_offset=f.slot * row.size,
+                count=row.size)
 
     # -- training hooks ------------------------------------------------------------------------------------
     def _training_source(self) -> tuple[wp.array, wp.array, int]:

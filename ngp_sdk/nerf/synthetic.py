@@ -189,8 +189,8 @@ def camera_positions(n: int, radius: float, seed: int) -> np.ndarray:
     return radius * np.stack([r * np.cos(phi), r * np.sin(phi), 0.8 * z], axis=-1)
 
 
-def _shade(scene: SyntheticScene, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Colour ``[..., 3]`` and hit mask ``[...]`` of unit rays ``d`` from ``o``."""
+def _shade(scene: SyntheticScene, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colour ``[..., 3]``, hit mask ``[...]`` and hit distance ``[...]`` (inf on a miss) of unit rays ``d``."""
     shapes = scene.all_shapes
     best = np.full(d.shape[:-1], np.inf)
     which = np.full(d.shape[:-1], -1)
@@ -218,14 +218,15 @@ def _shade(scene: SyntheticScene, o: np.ndarray, d: np.ndarray) -> tuple[np.ndar
         m = which == k
         if m.any():
             rgb[m] = shape.albedo(p[m]) * (scene.ambient + (1 - scene.ambient) * lit[m])[..., None]
-    return rgb, hit
+    return rgb, hit, best
 
 
-def render_scene(scene: SyntheticScene, c2w: np.ndarray, size: int) -> np.ndarray:
+def render_scene(scene: SyntheticScene, c2w: np.ndarray, size: int, *, with_depth: bool = False):
     """uint8 RGBA ``[size, size, 4]`` view of ``scene`` from NeRF camera ``c2w`` (straight alpha).
 
     With ``scene.supersample = k``, ``k x k`` rays per pixel are averaged: colour over the covered part, alpha the
-    covered fraction.
+    covered fraction. ``with_depth``: also return float32 ``[size, size]`` z-depth (along the optical axis,
+    averaged over the covered part; 0 where nothing is hit) as ``(image, depth)``.
     """
     k = max(1, scene.supersample)
     f = 0.5 * size / math.tan(0.5 * scene.camera_angle_x)
@@ -233,14 +234,20 @@ def render_scene(scene: SyntheticScene, c2w: np.ndarray, size: int) -> np.ndarra
     x, y = np.meshgrid(ij, ij)
     d = np.stack([(x - size / 2) / f, -(y - size / 2) / f, -np.ones_like(x)], axis=-1) @ c2w[:3, :3].T
     d /= np.linalg.norm(d, axis=-1, keepdims=True)
-    rgb, hit = _shade(scene, c2w[:3, 3], d)
+    rgb, hit, dist = _shade(scene, c2w[:3, 3], d)
     cover = hit.reshape(size, k, size, k).mean(axis=(1, 3))
     colour = (rgb * hit[..., None]).reshape(size, k, size, k, 3).sum(axis=(1, 3))
     colour = colour / np.maximum(hit.reshape(size, k, size, k).sum(axis=(1, 3)), 1)[..., None]
     img = np.zeros((size, size, 4), np.uint8)
     img[..., :3] = np.where(cover[..., None] > 0, np.rint(np.clip(colour, 0, 1) * 255), 0).astype(np.uint8)
     img[..., 3] = np.rint(cover * 255).astype(np.uint8)
-    return img
+    if not with_depth:
+        return img
+    forward = -np.asarray(c2w, np.float64)[:3, 2]
+    z = np.where(hit, np.where(hit, dist, 0.0) * (d @ forward), 0.0)
+    z_sum = z.reshape(size, k, size, k).sum(axis=(1, 3))
+    depth = z_sum / np.maximum(hit.reshape(size, k, size, k).sum(axis=(1, 3)), 1)
+    return img, depth.astype(np.float32)
 
 
 def upper_camera_positions(n: int, radius: float, seed: int, elevation: tuple[float, float]) -> np.ndarray:
@@ -254,11 +261,13 @@ def upper_camera_positions(n: int, radius: float, seed: int, elevation: tuple[fl
 
 
 def write_synthetic_dataset(folder: str | Path, scene: SyntheticScene = DEMO_SCENE, *, n_train: int = 48,
-                            n_val: int = 4, size: int = 64, elevation: tuple[float, float] | None = None) -> Path:
+                            n_val: int = 4, size: int = 64, elevation: tuple[float, float] | None = None,
+                            depth: bool = False) -> Path:
     """Render ``scene`` and write a Blender-style dataset (``transforms_{train,val}.json`` + PNGs) into ``folder``.
 
     ``elevation``: ``(low, high)`` degrees for cameras above the scene only; None spreads them over both
-    hemispheres.
+    hemispheres. ``depth``: also write each frame's z-depth as a 16-bit PNG (``depth_path``, instant-ngp's
+    ``integer_depth_scale`` = world units per stored unit; 0 = nothing hit).
     """
     import imageio.v3 as iio
 
@@ -268,10 +277,22 @@ def write_synthetic_dataset(folder: str | Path, scene: SyntheticScene = DEMO_SCE
         frames = []
         positions = (camera_positions(n, scene.camera_radius, seed) if elevation is None else
                      upper_camera_positions(n, scene.camera_radius, seed + 7, elevation))
+        # depth codes: 0.1 mm steps while the farthest surface fits 16 bits
+        depth_scale = max(1e-4, (scene.camera_radius + 3.0) / 65000.0)
         for i, pos in enumerate(positions):
             c2w = look_at_nerf(pos)
-            iio.imwrite(folder / split / f"r_{i}.png", render_scene(scene, c2w, size))
-            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()})
-        (folder / f"transforms_{split}.json").write_text(
-            json.dumps({"camera_angle_x": scene.camera_angle_x, "frames": frames}, indent=1))
+            frame = {"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()}
+            if depth:
+                img, z = render_scene(scene, c2w, size, with_depth=True)
+                codes = np.clip(np.rint(z / depth_scale), 0, 65535).astype(np.uint16)
+                iio.imwrite(folder / split / f"r_{i}_depth.png", codes)
+                frame["depth_path"] = f"./{split}/r_{i}_depth.png"
+            else:
+                img = render_scene(scene, c2w, size)
+            iio.imwrite(folder / split / f"r_{i}.png", img)
+            frames.append(frame)
+        doc: dict = {"camera_angle_x": scene.camera_angle_x, "frames": frames}
+        if depth:
+            doc["integer_depth_scale"] = depth_scale
+        (folder / f"transforms_{split}.json").write_text(json.dumps(doc, indent=1))
     return folder

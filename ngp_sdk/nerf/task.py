@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import warp as wp
 
-from ngp_sdk.core.cameras import Intrinsics, nerf_matrix_to_ngp, z_depth_per_ray_distance
+from ngp_sdk.core.cameras import Intrinsics, nerf_matrix_to_ngp, ngp_to_nerf_matrix, z_depth_per_ray_distance
 from ngp_sdk.core.config import config_from
 from ngp_sdk.core.device import resolve_device
 from ngp_sdk.core.errors import DataError, SnapshotError
@@ -42,9 +42,11 @@ from ngp_sdk.nerf.data import NerfDataset, composite_alpha, load_nerf_dataset
 from ngp_sdk.nerf.export import extract_mesh
 from ngp_sdk.nerf.field import NerfField
 from ngp_sdk.nerf.occupancy import OccupancyGrid
+from ngp_sdk.nerf.refine import CameraRefiner, write_refined_transforms
 from ngp_sdk.nerf.render import RenderedImage, RenderSettings, alive_samples, render_camera
 from ngp_sdk.nerf.scene import NerfScene
 from warp_kernels.adam import adam_step, ema_update
+from warp_kernels.depth_supervision import depth_l1_loss, gather_depth_targets
 from warp_kernels.losses import compute_loss
 from warp_kernels.nerf_batch import sample_training_rays
 from warp_kernels.ray_marching import adapt_rays_per_batch, march_rays
@@ -95,11 +97,16 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         params, dist, model = scene.camera_arrays()
         self._cams = (wp.array(scene.poses, dtype=wp.float32, device=dev), wp.array(params, device=dev),
                       wp.array(dist, device=dev), wp.array(model, dtype=wp.int32, device=dev))
+        #: pose corrections of the training cameras (``training.optimize_extrinsics``), else None
+        self.refiner: CameraRefiner | None = None
+        self._depths: wp.array | None = None  # float32 [n_images, row_len] z-depth rows (NeRF world units)
         self._ray_bufs: dict[str, wp.array] = {}
         self._sel_bufs: tuple[wp.array, wp.array] | None = None
         self.total_alive = 0
         self._loss = wp.zeros(1, dtype=wp.float32, device=dev)
         self.dataset: NerfDataset | None = None
+        if (t.optimize_extrinsics or t.optimize_focal_length) and dataset is not None:
+            self._enable_refiner(np.full(scene.n_cameras, t.optimize_extrinsics), focal=t.optimize_focal_length)
         if dataset is not None:
             self._attach(dataset)
             if t.mark_untrained and scene.n_cameras:
@@ -130,6 +137,55 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         self.dataset = ds
         self._pixels = wp.array(rows, dtype=wp.uint8, device=self.device, copy=not self.device.is_cpu)
         self._sizes = wp.array(ds.image_sizes, dtype=wp.int32, device=self.device)
+        if ds.has_depth and self.config.training.depth_supervision_lambda > 0:
+            depth_rows = np.zeros((len(ds), int(max(w * h for w, h in ds.image_sizes))), np.float32)
+            for i in range(len(ds)):
+                d = ds.load_depth(i)
+                if d is not None:
+                    depth_rows[i, : d.size] = d.reshape(-1)
+            self._depths = wp.array(depth_rows, dtype=wp.float32, device=self.device)
+            self._seed_grid_from_depth(range(len(ds)))
+
+    def _seed_grid_from_depth(self, cameras) -> int:
+        """Seed the occupancy grid with the surface points of the given cameras' depth images (every pixel up
+        to 2^16 per image, a regular subset beyond). Returns the cells seeded."""
+        sizes = self._sizes.numpy()
+        points = []
+        for c in cameras:
+            w, h = (int(v) for v in sizes[c])
+            step = max(1, int(np.ceil(np.sqrt(w * h / 65536))))
+            ys, xs = np.mgrid[0:h:step, 0:w:step]
+            xy = wp.array(np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1).astype(np.float32), device=self.device)
+            cams = wp.full(xy.shape[0], int(c), dtype=wp.int32, device=self.device)
+            o, d = generate_rays(*self._cams, cams, xy)
+            t = gather_depth_targets(self._depths[: sizes.shape[0]], self._sizes, xy, cams, self._cams[0], d,
+                                     depth_scale=self.scene.scale).numpy()
+            keep = t > 0
+            points.append(o.numpy()[keep] + t[keep, None] * d.numpy()[keep])
+        return self.grid.seed_points(np.concatenate(points)) if points else 0
+
+    @property
+    def depth_supervision(self) -> bool:
+        """Whether depth supervises training (``training.depth_supervision_lambda > 0``; offline: with depth data)."""
+        return self.config.training.depth_supervision_lambda > 0 and self._depths is not None
+
+    def _enable_refiner(self, refine: np.ndarray, *, focal: bool = False) -> CameraRefiner:
+        """Create the camera refiner over the current cameras; rays are generated from its corrected poses (and
+        camera parameters with ``focal``)."""
+        t = self.config.training
+        self.refiner = CameraRefiner(self._cams[0].numpy(), self.device, learning_rate=t.extrinsic_learning_rate,
+                                     l2_reg=t.extrinsic_l2_reg, interval=t.extrinsic_update_interval, refine=refine,
+                                     cam_params=self._cams[1].numpy() if focal else None,
+                                     focal_learning_rate=t.intrinsic_learning_rate,
+                                     decay_updates=t.extrinsic_decay_updates)
+        r = self.refiner
+        self._cams = (r.poses, r.params if r.params is not None else self._cams[1], *self._cams[2:])
+        return r
+
+    def _refining(self) -> bool:
+        r = self.refiner
+        return (r is not None and (r.active or r.params is not None)
+                and self.step_count >= self.config.training.extrinsic_start_step)
 
     def _require_data(self) -> NerfDataset:
         if self.dataset is None:
@@ -160,6 +216,7 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
             cap, dev, f = max(n, 2 * old), self.device, wp.float32
             self._ray_bufs = {"xy": wp.empty((cap, 2), dtype=f, device=dev),
                               "cam": wp.empty(cap, dtype=wp.int32, device=dev),
+                              **{k: wp.zeros(cap, dtype=f, device=dev) for k in ("tdepth", "ddepth", "ldepth")},
                               **{k: wp.empty((cap, 3), dtype=f, device=dev)
                                  for k in ("target", "bg", "origins", "dirs", "dcolor")}}
         return {k: v[:n] for k, v in self._ray_bufs.items()}
@@ -213,6 +270,10 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
                                  random_background=t.random_background, pixel_xy=b["xy"], cam_index=b["cam"],
                                  targets=b["target"], backgrounds=b["bg"])
             generate_rays(*self._cams, b["cam"], b["xy"], origins=b["origins"], directions=b["dirs"])
+            depth_on = self._depths is not None and t.depth_supervision_lambda > 0
+            if depth_on:
+                gather_depth_targets(self._depths[: sizes.shape[0]], sizes, b["xy"], b["cam"], self._cams[0],
+                                     b["dirs"], depth_scale=self.scene.scale, out=b["tdepth"])
         with phase("march"):
             s = march_rays(b["origins"], b["dirs"], self.grid.bitfield, n_cascades=self.grid.n_cascades,
                            aabb=self.scene.aabb, max_samples_per_ray=t.max_samples_per_ray,
@@ -232,13 +293,25 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
                                min_transmittance=t.min_transmittance)
             loss = compute_loss(self.config.loss.otype, r.colors[:k], b["target"][:k], grad_out=b["dcolor"][:k],
                                 huber_delta=t.huber_delta, mean_out=self._loss, return_value=True)
+            extra: dict[str, float] = {}
+            if depth_on:
+                depth_l1_loss(r.depths[:k], b["tdepth"][:k], weight=t.depth_supervision_lambda,
+                              grad_out=b["ddepth"][:k], loss_terms=b["ldepth"][:k])
+                extra["depth_loss"] = float(b["ldepth"][:k].numpy().sum()) if k else 0.0
             if s.n_samples:
                 g = composite_rays_backward(s.t_starts, s.t_ends, sigma, rgb, s.packed_info, b["dcolor"],
+                                            grad_depths=b["ddepth"] if depth_on else None,
                                             background=b["bg"], min_transmittance=t.min_transmittance)
         if s.n_samples:
-            self.field.backward(g.sigmas, g.rgbs)
+            refine = self._refining()
+            levels = min(t.extrinsic_gradient_levels, self.config.encoding.n_levels) or None
+            grad_x = self.field.backward(g.sigmas, g.rgbs, position_grad=refine, position_levels=levels)
+            if refine:
+                with phase("refine"):
+                    self.refiner.accumulate(s.packed_info, s.t_starts, grad_x, b["dirs"], b["cam"], n_rays=k,
+                                            grad_scale=self.field.unit_cube_scale, pixel_xy=b["xy"])
         return {"loss": float(loss), "n_samples": float(s.n_samples), "n_alive": float(n_alive), "n_rays": float(k),
-                "n_samples_requested": float(s.n_samples_requested)}
+                "n_samples_requested": float(s.n_samples_requested), **extra}
 
     def step(self) -> dict[str, float]:
         """One training step.
@@ -258,6 +331,8 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
             m = self._forward_backward(seed)
             if m["n_samples"]:
                 self.optimizer.step()
+                if self._refining():
+                    self.refiner.end_step()
         self.timer.count_step()
         self.step_count += 1
         self.total_samples += int(m["n_samples"])
@@ -277,6 +352,32 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
     def camera_frames(self) -> NerfScene:
         """The cameras trained on (a live task: the frames held now), as a :class:`~ngp_sdk.nerf.scene.NerfScene`."""
         return self.scene
+
+    def training_poses(self) -> np.ndarray:
+        """float64 ``[n, 4, 4]`` camera-to-world of the training cameras in the NeRF world frame (OpenGL axes),
+        with the learned corrections when poses are refined (else the poses as given)."""
+        scene = self.camera_frames()
+        if self.refiner is None or scene.n_cameras == 0:
+            return np.array(scene.nerf_poses, np.float64)
+        internal = self.refiner.corrected_poses()[: scene.n_cameras].astype(np.float64)
+        out = ngp_to_nerf_matrix(internal, self.scene.scale, self.scene.offset)
+        if out.shape[-2] == 3:
+            out = np.concatenate([out, np.broadcast_to([0.0, 0.0, 0.0, 1.0], out.shape[:-2] + (1, 4))], axis=-2)
+        return out
+
+    def export_poses(self, path: str | os.PathLike) -> str:
+        """Write the training cameras with their refined poses as an instant-ngp ``transforms.json`` (atomic).
+
+        Image paths are written relative to the file's folder when the task has its dataset. Returns the path.
+        """
+        scene = self.camera_frames()
+        f = 1.0 if self.refiner is None else self.refiner.focal_scale
+        if f != 1.0:
+            scene = dataclasses.replace(scene, intrinsics=tuple(dataclasses.replace(k, fx=k.fx * f, fy=k.fy * f)
+                                                                 for k in scene.intrinsics))
+        return write_refined_transforms(path, scene, self.training_poses(),
+                                        self.dataset.image_paths if self.dataset is not None else None,
+                                        downscale=self.dataset.downscale if self.dataset is not None else 1)
 
     def render_view(self, c2w: np.ndarray, intrinsics: Intrinsics, *, background=None) -> RenderedImage:
         """Render an internal-space camera (``c2w [3, 4]``, OpenCV axes); colours in the data's code space.
@@ -371,8 +472,11 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         return self.config.to_dict()
 
     def state_dict(self, *, include_optimizer: bool = False) -> dict[str, Any]:
-        return {"scene": self.scene.state_dict(), "grid": self.grid.state_dict(), "n_rays": self.n_rays,
-                "total_samples": self.total_samples, **training_state(self, include_optimizer=include_optimizer)}
+        state = {"scene": self.scene.state_dict(), "grid": self.grid.state_dict(), "n_rays": self.n_rays,
+                 "total_samples": self.total_samples, **training_state(self, include_optimizer=include_optimizer)}
+        if self.refiner is not None:
+            state["camera_refinement"] = self.refiner.state_dict()
+        return state
 
     @classmethod
     def from_state(cls, config: dict[str, Any], state: dict[str, Any], *, device=None,
@@ -391,6 +495,10 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         task.grid.load_state_dict(grid)
         task.n_rays = int(state.get("n_rays", task.n_rays))
         task.total_samples = int(state.get("total_samples", 0))
+        if "camera_refinement" in state and dataset is not None:
+            refiner = task.refiner or task._enable_refiner(
+                np.ones(scene.n_cameras, bool), focal="focal_log_scale" in state["camera_refinement"])
+            refiner.load_state_dict(state["camera_refinement"])
         return task
 
     def __repr__(self) -> str:

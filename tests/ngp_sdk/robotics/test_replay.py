@@ -73,7 +73,7 @@ def test_serve_replay_of_a_bad_bag_keeps_serving(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with NgpClient(eps[0], timeout_s=5) as c:
-            assert c.wait_for_server(120)["protocol"] == 1
+            assert c.wait_for_server(120)["protocol"] == 2
     finally:
         proc.terminate()
         out = proc.communicate(timeout=60)[0]
