@@ -10,12 +10,14 @@
 
 Replies are matched to requests by ``seq`` (a stale reply of a timed-out request is discarded). Error replies are
 raised as the protocol's typed exceptions (:class:`bridges.protocol.BadPoseError`, ...); a request that gets no
-reply within the timeout raises :class:`TimeoutError`.
+reply within the timeout raises :class:`TimeoutError`. The client speaks protocol version 2 unless built with
+``protocol=1``; one counter numbers the requests and the pushed frames alike, so ``seq`` values never repeat.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ import zmq
 
 from . import protocol as P
 
-__all__ = ["NgpClient", "View", "ViewStream", "intrinsics_from"]
+__all__ = ["NgpClient", "View", "ViewStream", "intrinsics_from", "connectable_endpoint"]
 
 _PUSH_SNDHWM = 4
 
@@ -40,6 +42,21 @@ def intrinsics_from(intrinsics: Any, width: int | None = None, height: int | Non
                               height=int(height if height is not None else get("height")),
                               fx=float(get("fx")), fy=float(get("fy")), cx=float(get("cx")), cy=float(get("cy")),
                               model=str(get("model", "PINHOLE")), dist=tuple(get("dist", (0.0,) * 4)))
+
+
+_WILDCARD_HOSTS = ("0.0.0.0", "[::]", "*", "[::0]")
+_TCP = re.compile(r"tcp://(\[[^\]]*\]|[^:/]*):(\d+|\*)$")
+
+
+def connectable_endpoint(announced: str, via: str) -> str:
+    """An endpoint from ``hello_ok.endpoints`` made connectable: a wildcard host (``0.0.0.0``, ``[::]``, ``*``: a
+    socket bound to every interface) is replaced by the host of ``via``, the request endpoint this client reached.
+    Anything else (a concrete host, ``ipc://``, ``inproc://``) is returned unchanged."""
+    m = _TCP.match(announced)
+    if m is None or m.group(1) not in _WILDCARD_HOSTS:
+        return announced
+    host = _TCP.match(via)
+    return announced if host is None else f"tcp://{host.group(1)}:{m.group(2)}"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -111,11 +128,20 @@ class NgpClient:
         curve_server_key: the server's CURVE public key (Z85) to connect with encryption; the client's own
             key pair is ``curve_keys`` (generated when omitted).
         curve_keys: ``(public, secret)`` of this client (Z85).
+        protocol: protocol version spoken (the ``v`` of every request; replies come in the same version): 2, or 1
+            for a server that only speaks version 1.
+
+    Requests whose message would exceed ``limits.max_message_bytes`` raise :class:`~bridges.protocol.TooLargeError`
+    here without being sent.
     """
 
     def __init__(self, endpoint: str = P.DEFAULT_REQUEST_ENDPOINT, *, frames_endpoint: str | None = None,
                  views_endpoint: str | None = None, timeout_s: float = 10.0, limits: P.Limits = P.DEFAULT_LIMITS,
-                 curve_server_key: bytes | None = None, curve_keys: tuple[bytes, bytes] | None = None):
+                 curve_server_key: bytes | None = None, curve_keys: tuple[bytes, bytes] | None = None,
+                 protocol: int = P.PROTOCOL_VERSION):
+        if protocol not in P.PROTOCOL_VERSIONS:
+            raise ValueError(f"protocol must be one of {P.PROTOCOL_VERSIONS}, got {protocol!r}")
+        self.protocol = protocol
         self.endpoint, self.timeout_s, self.limits = endpoint, float(timeout_s), limits
         self._frames_endpoint, self._views_endpoint = frames_endpoint, views_endpoint
         self._ctx = zmq.Context()
@@ -164,19 +190,28 @@ class NgpClient:
             ProtocolError: the server answered with an error (its typed subclass).
             TimeoutError: no reply in time.
         """
-        self._dealer.send_multipart(req.to_frames(), copy=False)
+        self._dealer.send_multipart(self._checked(req.to_frames()), copy=False)
         return self._wait(req, timeout_s)
 
+    def _checked(self, frames: list[Any]) -> list[Any]:
+        """``frames``, unless together they exceed ``max_message_bytes`` (the server would refuse them)."""
+        total = sum(memoryview(f).nbytes for f in frames)
+        if total > self.limits.max_message_bytes:
+            raise P.TooLargeError(f"the message is {total} bytes; max_message_bytes is {self.limits.max_message_bytes}")
+        return frames
+
     def _call(self, cls: type[P.Request], *, timeout_s: float | None = None, **fields: Any) -> P.Reply:
-        return self.request(cls(seq=self.next_seq(), **fields), timeout_s=timeout_s)
+        return self.request(cls(seq=self.next_seq(), version=self.protocol, **fields), timeout_s=timeout_s)
 
     # -- requests ------------------------------------------------------------------------------------------
     def hello(self, client: str = "ngp-sdk python client") -> dict[str, Any]:
-        """Handshake: server name, protocol, capabilities, limits, endpoints."""
+        """Handshake: server name, protocol, capabilities, limits, endpoints (wildcard hosts made connectable)."""
         fields = self._call(P.Hello, client=client).fields
         endpoints = fields.get("endpoints") or {}
-        self._frames_endpoint = self._frames_endpoint or endpoints.get("frames")
-        self._views_endpoint = self._views_endpoint or endpoints.get("views")
+        if endpoints.get("frames"):
+            self._frames_endpoint = self._frames_endpoint or connectable_endpoint(endpoints["frames"], self.endpoint)
+        if endpoints.get("views"):
+            self._views_endpoint = self._views_endpoint or connectable_endpoint(endpoints["views"], self.endpoint)
         return fields
 
     def wait_for_server(self, timeout_s: float = 120.0) -> dict[str, Any]:
@@ -203,7 +238,8 @@ class NgpClient:
 
     def add_frame(self, image: np.ndarray, pose: Any, intrinsics: Any, *, convention: str = "opengl",
                   encoding: str = "rgb8", depth: np.ndarray | None = None, push: bool = False,
-                  stamp_ns: int | None = None, camera_id: str = "") -> int | bool:
+                  stamp_ns: int | None = None, camera_id: str = "", pose_noisy: bool = False,
+                  pose_covariance: Any = None) -> int | bool:
         """Send one posed frame.
 
         Args:
@@ -216,6 +252,10 @@ class NgpClient:
             push: send on the PUSH socket without waiting (never blocks).
             stamp_ns: capture time (default: now).
             camera_id: which camera of a rig took the frame (servers announcing the ``camera_id`` capability).
+            pose_noisy: the pose is approximate: the server refines it while training (protocol 2, servers
+                announcing ``pose_refinement``; others answer ``unsupported``).
+            pose_covariance: ``[6, 6]`` (or 36 numbers) covariance of the pose, order ``(rx, ry, rz, tx, ty, tz)``;
+                one that is not all zeros makes the frame noisy (protocol 2).
 
         Returns:
             ``push=False``: the frame index from the reply (-1: discarded by a keyframe policy).
@@ -225,9 +265,11 @@ class NgpClient:
         if encoding in ("rgb8", "rgba8"):
             encoding = "rgba8" if img.shape[-1] == 4 else "rgb8"
         intr = intrinsics_from(intrinsics, img.shape[1], img.shape[0])
+        covariance = None if pose_covariance is None else np.asarray(pose_covariance, np.float64).reshape(6, 6)
         req = P.AddFrame(seq=self.next_seq(), stamp_ns=stamp_ns, image=img, intrinsics=intr,
-                         pose=np.asarray(pose, np.float64), depth=depth, encoding=encoding, camera_id=camera_id)
-        frames = req.to_frames()
+                         pose=np.asarray(pose, np.float64), depth=depth, encoding=encoding, camera_id=camera_id,
+                         pose_noisy=pose_noisy, pose_covariance=covariance, version=self.protocol)
+        frames = self._checked(req.to_frames())
         if convention != "opengl":  # to_frames writes opengl poses: rewrite the header with the caller's matrix
             header = P.decode_header(frames[0], self.limits)
             header["pose"] = P.pose_to_wire(pose, convention)
@@ -265,15 +307,20 @@ class NgpClient:
                 return reply
 
     def render(self, pose: Any, intrinsics: Any, width: int | None = None, height: int | None = None, *,
-               encoding: str = "rgb8", depth: bool = False, convention: str = "opengl",
-               quality: int = 90) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Render a view: the decoded image, or ``(image, depth)`` when ``depth`` is True."""
+               encoding: str = "rgb8", depth: bool = False, convention: str = "opengl", quality: int = 90,
+               background: tuple[float, float, float] | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Render a view: the decoded image, or ``(image, depth)`` when ``depth`` is True.
+
+        ``background``: RGB in [0, 1] (colour code space) behind the scene where opacity < 1 (protocol 2); None:
+        the server's default (white when the frames had alpha, else black).
+        """
         m = np.asarray(pose, np.float64)
         if convention == "opencv":
             m = m.copy()
             m[:3, 1:3] *= -1
         reply = self._call(P.Render, pose=m, intrinsics=intrinsics_from(intrinsics, width, height),
-                           encoding=encoding, depth=depth, quality=quality)
+                           encoding=encoding, depth=depth, quality=quality,
+                           background=None if background is None else tuple(float(c) for c in background))
         img = P.decode_image(reply.fields["image"], reply.payloads[0], self.limits)
         if depth:
             return img, P.decode_depth(reply.fields["depth"], reply.payloads[1], self.limits)
@@ -307,11 +354,15 @@ class NgpClient:
         return reply.fields, bytes(reply.payloads[0])
 
     def set_view(self, name: str, pose: Any, intrinsics: Any, width: int | None = None, height: int | None = None,
-                 *, rate: float = 5.0, encoding: str = "jpeg", depth: bool = False, quality: int = 90) -> int:
-        """Register (or replace) a streamed view; returns the number of views."""
+                 *, rate: float = 5.0, encoding: str = "jpeg", depth: bool = False, quality: int = 90,
+                 background: tuple[float, float, float] | None = None) -> int:
+        """Register (or replace) a streamed view; returns the number of views (``background``: as in
+        :meth:`render`)."""
         return int(self._call(P.SetView, name=name, rate=rate, pose=np.asarray(pose, np.float64),
                               intrinsics=intrinsics_from(intrinsics, width, height), encoding=encoding, depth=depth,
-                              quality=quality).fields["views"])
+                              quality=quality,
+                              background=None if background is None else tuple(float(c) for c in background)
+                              ).fields["views"])
 
     def clear_view(self, name: str | None = None) -> int:
         """Remove one view (or all); returns how many were removed."""

@@ -8,11 +8,20 @@ the last frame's ``seq``, the registered views). It knows no sockets: each handl
 It dispatches on the SDK's task protocols (:class:`~ngp_sdk.core.task.LiveTask` takes frames and renders world
 poses, :class:`~ngp_sdk.core.task.WorldRenderer` renders them, :class:`~ngp_sdk.core.task.MeshExporter`
 exports meshes) and builds sessions through the primitive
-registry (``Session.live`` / ``Session.live_from_snapshot``), never by probing attributes.
+registry (``Session.live`` / ``Session.live_from_snapshot``), never by probing attributes. What a live task can do
+beyond :class:`~ngp_sdk.core.task.LiveTask` is read from the task itself: pose refinement from its ``add_frame``
+signature (a ``refine_pose`` keyword; read once per class), depth supervision from its ``depth_supervision``
+attribute (True when it trains on ``add_frame`` depth).
+
+Every request is answered in its own protocol version (``request.version``): version-2 replies carry the fields
+version 2 adds (``hello_ok.endpoints`` in full, ``add_frame_ok.refine_pose``, a monotonic
+``status_ok.last_frame_seq``).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import math
 import os
@@ -28,10 +37,12 @@ import numpy as np
 from bridges import protocol as P
 from ngp_sdk.core.cameras import Intrinsics
 from ngp_sdk.core.errors import NgpError
+from ngp_sdk.core.registry import get_primitive
 from ngp_sdk.core.session import Session
 from ngp_sdk.core.task import LiveTask, MeshExporter, WorldRenderer
 
-__all__ = ["Handlers", "RegisteredView", "SERVER_NAME", "SLOW_REQUESTS", "LIVE_OPTION_KEYS"]
+__all__ = ["Handlers", "RegisteredView", "SERVER_NAME", "SLOW_REQUESTS", "LIVE_OPTION_KEYS", "capabilities",
+           "accepts_refine_pose", "supervises_depth"]
 
 log = logging.getLogger("ngp_sdk.bridges.handlers")
 
@@ -61,9 +72,30 @@ def to_intrinsics(c: P.CameraIntrinsics) -> Intrinsics:
                       dist=c.dist)
 
 
-def capabilities() -> list[str]:
-    """What ``hello_ok`` announces: fixed features plus codecs / exports whose libraries are installed."""
+@functools.cache
+def accepts_refine_pose(task_cls: type) -> bool:
+    """Whether ``task_cls.add_frame`` takes a ``refine_pose`` keyword (read once per class from its signature)."""
+    try:
+        param = inspect.signature(task_cls.add_frame).parameters.get("refine_pose")
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return param is not None and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
+
+
+def supervises_depth(task: Any) -> bool:
+    """Whether a task (or task class) trains on ``add_frame`` depth: its ``depth_supervision`` is True."""
+    return getattr(task, "depth_supervision", False) is True
+
+
+def capabilities(task: Any = None, version: int = P.PROTOCOL_VERSION) -> list[str]:
+    """What ``hello_ok`` announces: fixed features, codecs / exports whose libraries are installed, and what the
+    served task (or, before a session, the live task class ``configure`` creates) can do: ``depth_input`` /
+    ``depth_supervision``, and ``pose_refinement`` in version 2 (the only version that can ask for it)."""
     caps = ["nerf", "render_depth", "save_load", "views", "push_frames", "camera_id"]
+    if task is not None and supervises_depth(task):
+        caps += ["depth_input", "depth_supervision"]
+    if task is not None and version >= 2 and accepts_refine_pose(task if isinstance(task, type) else type(task)):
+        caps.append("pose_refinement")
     try:
         import imageio  # noqa: F401
 
@@ -91,7 +123,8 @@ class Handlers:
         live_options: server-side options of live sessions (see :data:`LIVE_OPTION_KEYS`), and
             ``training_share`` (:attr:`Session.training_share` of every session served).
         save_dir: when set, ``save``/``load`` paths are confined to this directory.
-        endpoints: ``() -> {"frames": ..., "views": ...}`` of the bound PULL / PUB sockets (None = absent).
+        endpoints: ``() -> {"requests": ..., "frames": ..., "views": ...}``: the bound ROUTER / PULL / PUB
+            endpoints (None = that socket is absent).
         max_views: most registered views.
     """
 
@@ -107,6 +140,8 @@ class Handlers:
         self.frames_rejected = 0
         self.frames_pushed = 0
         self.last_frame_seq: int | None = None
+        #: the largest ``seq`` of an accepted ``add_frame`` (``status_ok.last_frame_seq`` of version 2)
+        self.max_frame_seq: int | None = None
         self.last_frame_error: dict[str, Any] | None = None
         #: frames accepted per ``camera_id`` (``""``: frames without one) since the current session started
         self.camera_frames: dict[str, int] = {}
@@ -127,14 +162,14 @@ class Handlers:
         """The encoded reply (or typed error) to a parsed request; never raises."""
         try:
             fields, payloads = self.table[request.TYPE](request)
-            return P.encode_message(P.make_reply(request.seq, request.TYPE, **fields), payloads)
+            return P.encode_message(P.make_reply(request.seq, request.TYPE, v=request.version, **fields), payloads)
         except P.ProtocolError as e:
             return P.encode_message(P.make_error(e.seq if e.seq is not None else request.seq, e.code, e.message,
-                                                 request_type=request.TYPE))
+                                                 request_type=request.TYPE, v=request.version))
         except Exception as e:  # the server keeps serving whatever happens
             log.exception("internal error while handling a request")
             return P.encode_message(P.make_error(request.seq, "internal", f"{type(e).__name__}: {e}",
-                                                 request_type=request.TYPE))
+                                                 request_type=request.TYPE, v=request.version))
 
     def push(self, frames: list[Any]) -> None:
         """A message from the PULL socket: only ``add_frame``; never answered, counted in ``status``."""
@@ -177,6 +212,17 @@ class Handlers:
             raise P.NoSessionError("no session: send 'configure' (or 'load') first")
         return self.session
 
+    def capability_source(self) -> Any:
+        """The served task, or before any session the live task class ``configure`` creates (None: unknown)."""
+        if self.session is not None:
+            return self.session.task
+        try:
+            create = get_primitive(P.CONFIGURE_DEFAULTS.primitive).create_live
+        except NgpError:
+            return None
+        owner = getattr(create, "__self__", None)  # create_live is the live task class's constructor classmethod
+        return owner if isinstance(owner, type) else None
+
     def _need_live(self) -> LiveTask:
         task = self._need_session().task
         if not isinstance(task, LiveTask):
@@ -214,9 +260,18 @@ class Handlers:
 
     # -- handlers: each returns (reply fields, payloads) ---------------------------------------------------
     def hello(self, req: P.Hello) -> Reply:
-        endpoints = {k: v for k, v in self._endpoints().items() if v}
-        return {"server": SERVER_NAME, "protocol": P.PROTOCOL_VERSION, "capabilities": capabilities(),
-                "limits": self.limits.to_dict(), "endpoints": endpoints}, []
+        bound = self._endpoints()
+        caps = capabilities(self.capability_source(), req.version)
+        fields = {"server": SERVER_NAME, "protocol": req.version, "protocols": list(P.PROTOCOL_VERSIONS),
+                  "capabilities": caps, "limits": self.limits.to_dict()}
+        if req.version == 1:  # as version 1 always answered: the bound PULL / PUB sockets only
+            return {**fields, "endpoints": {k: bound[k] for k in ("frames", "views") if bound.get(k)}}, []
+        codecs = [e for e in P.COMPRESSED_ENCODINGS if e in caps]
+        encodings = {"frame": [e for e in P.FRAME_ENCODINGS if e in P.RAW_ENCODINGS or e in codecs],
+                     "depth": list(P.DEPTH_ENCODINGS),
+                     "render": [e for e in P.RENDER_ENCODINGS if e not in P.COMPRESSED_ENCODINGS or e in codecs]}
+        endpoints = {k: bound.get(k) or None for k in ("requests", "frames", "views")}
+        return {**fields, "endpoints": endpoints, "encodings": encodings}, []
 
     def configure(self, req: P.Configure) -> Reply:
         options = {**self._live_options(), "capacity": req.capacity, "min_frames": req.min_frames}
@@ -230,13 +285,23 @@ class Handlers:
 
     def add_frame(self, req: P.AddFrame) -> Reply:
         task = self._need_live()
+        options: dict[str, Any] = {}
+        if req.noisy:
+            if not accepts_refine_pose(type(task)):
+                raise P.UnsupportedError("this server cannot refine poses (no 'pose_refinement' capability): send the "
+                                         "frame without pose_noisy and pose_covariance, or leave it out")
+            options["refine_pose"] = True
         try:
-            index = task.add_frame(req.image, req.pose, to_intrinsics(req.intrinsics), depth=req.depth)
+            index = task.add_frame(req.image, req.pose, to_intrinsics(req.intrinsics), depth=req.depth, **options)
         except NgpError as e:
             raise P.BadFieldError(str(e)) from None
         self.last_frame_seq = req.seq
+        self.max_frame_seq = req.seq if self.max_frame_seq is None else max(self.max_frame_seq, req.seq)
         self.camera_frames[req.camera_id] = self.camera_frames.get(req.camera_id, 0) + 1
-        return {"index": index, "frame_count": task.frame_count, "kept": index >= 0}, []
+        fields = {"index": index, "frame_count": task.frame_count, "kept": index >= 0}
+        if req.version >= 2:
+            fields["refine_pose"] = bool(options)
+        return fields, []
 
     def render_image(self, req: P.Render | P.SetView) -> tuple[dict[str, Any], list[Any], int]:
         """Render a ``render`` or ``set_view`` camera: ``(fields, payloads, step)``."""
@@ -245,7 +310,7 @@ class Handlers:
         if not isinstance(task, WorldRenderer):
             raise P.UnsupportedError(f"a {task.primitive!r} session does not render world cameras")
         with session.locked():
-            img = task.render_world(req.pose, to_intrinsics(req.intrinsics))
+            img = task.render_world(req.pose, to_intrinsics(req.intrinsics), background=req.background)
             step = session.step_count
         rgb = np.clip(img.rgb, 0.0, 1.0)
         encode = {
@@ -276,7 +341,7 @@ class Handlers:
             "loss": float(loss) if loss is not None and math.isfinite(loss) else None,
             "frame_count": int(st.get("frame_count", 0)),
             "samples_per_second": float(st.get("samples_per_second", 0.0) or 0.0),
-            "last_frame_seq": self.last_frame_seq,
+            "last_frame_seq": self.last_frame_seq if req.version == 1 else self.max_frame_seq,
             "frames_rejected": self.frames_rejected,
             "last_frame_error": self.last_frame_error,
             "frames_pushed": self.frames_pushed,

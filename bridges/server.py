@@ -9,8 +9,14 @@ Three sockets, one poll-loop thread:
   ``SNDHWM`` 1, so a slow subscriber loses views instead of stalling anything.
 
 Training runs on the session's background thread (:meth:`ngp_sdk.core.session.Session.start`). Both receiving sockets
-set ``ZMQ_MAXMSGSIZE`` so ZeroMQ drops an oversize message (and its connection) before buffering it. Malformed
-requests get typed error replies; unexpected exceptions give ``internal`` and the loop goes on.
+set ``ZMQ_MAXMSGSIZE`` to ``limits.max_zmq_frame_bytes`` (twice ``max_message_bytes`` by default): a message over
+``max_message_bytes`` is still read and answered with ``too_large`` (counted in ``status`` on PULL), and only a
+single frame over the larger limit makes ZeroMQ drop it with its connection before buffering it. Malformed requests
+get typed error replies, in the request's protocol version; unexpected exceptions give ``internal`` and the loop
+goes on.
+
+``ngp serve`` prints one JSON line ``{"ready": true, ...}`` on stdout once its sockets are bound and answering
+(see ``docs/protocol.md``, section 1.2).
 
 Optional CURVE security: pass ``curve_keys=(public, secret)`` (Z85 bytes, see ``zmq.curve_keypair()``) and
 ``allow`` (client public keys); a :class:`zmq.auth.thread.ThreadAuthenticator` admits only those clients.
@@ -19,6 +25,7 @@ Optional CURVE security: pass ``curve_keys=(public, secret)`` (Z85 bytes, see ``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -36,7 +43,7 @@ from bridges.render_worker import RenderWorker
 from ngp_sdk.core.errors import ConfigError
 from ngp_sdk.core.session import DEFAULT_TRAINING_SHARE, MAX_TRAINING_SHARE, check_training_share
 
-__all__ = ["NgpServer", "register_cli", "SERVER_NAME"]
+__all__ = ["NgpServer", "register_cli", "ready_line", "SERVER_NAME"]
 
 log = logging.getLogger("ngp_sdk.bridges.server")
 
@@ -91,7 +98,7 @@ class NgpServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handlers = Handlers(session, limits=limits, device=device, live_options=live_options, save_dir=save_dir,
-                                 endpoints=lambda: {"frames": self.frames_endpoint, "views": self.views_endpoint},
+                                 endpoints=self.endpoints,
                                  views_enabled=self._pub is not None)
 
     @property
@@ -122,7 +129,7 @@ class NgpServer:
             s.curve_server = True
             s.curve_publickey, s.curve_secretkey = self._curve
         if receive:
-            s.setsockopt(zmq.MAXMSGSIZE, int(self.limits.max_message_bytes))
+            s.setsockopt(zmq.MAXMSGSIZE, int(self.limits.max_zmq_frame_bytes))
         if kind == zmq.PULL:
             s.rcvhwm = _PULL_RCVHWM
         if kind == zmq.PUB:
@@ -131,6 +138,11 @@ class NgpServer:
             s.setsockopt(zmq.ROUTER_MANDATORY, 0)
         s.bind(endpoint)
         return s
+
+    def endpoints(self) -> dict[str, str | None]:
+        """The bound endpoints ``{"requests", "frames", "views"}`` as ZeroMQ reports them (ports resolved; None: no
+        such socket)."""
+        return {"requests": self.endpoint, "frames": self.frames_endpoint, "views": self.views_endpoint}
 
     @property
     def endpoint(self) -> str:
@@ -224,7 +236,7 @@ class NgpServer:
             request = P.parse_request(message, self.limits)
         except P.ProtocolError as e:
             self._send_reply(envelope, P.encode_message(P.make_error(e.seq, e.code, e.message,
-                                                                     request_type=e.request_type)))
+                                                                     request_type=e.request_type, v=e.version)))
             return
         except Exception as e:  # the server keeps serving whatever happens
             log.exception("internal error while parsing a request")
@@ -233,7 +245,7 @@ class NgpServer:
         if request.TYPE in SLOW_REQUESTS:
             if not self._worker.submit(("reply", [bytes(f.bytes) for f in envelope], request)):
                 busy = P.make_error(request.seq, "busy", f"{self._worker.max_pending} renders are already queued; "
-                                                         f"retry later", request_type=request.TYPE)
+                                                         f"retry later", request_type=request.TYPE, v=request.version)
                 self._send_reply(envelope, P.encode_message(busy))
             return
         self._send_reply(envelope, self.handlers.answer(request))
@@ -253,7 +265,7 @@ class NgpServer:
         _, name, seq, request = job
         try:
             fields, payloads, step = self.handlers.render_image(request)
-            header = P.make_view(seq, name, image=fields["image"], step=step,
+            header = P.make_view(seq, name, v=request.version, image=fields["image"], step=step,
                                  **({"depth": fields["depth"]} if "depth" in fields else {}))
             return [b"view", name.encode(), P.view_topic(name), *P.encode_message(header, payloads)]
         except Exception:  # a view that cannot render must not stop the worker
@@ -400,6 +412,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
+    print(json.dumps(ready_line(server)), flush=True)
     viewer = None
     if args.viewer is not None:
         from ngp_sdk.core.viewer import SceneViewer, ViewerOptions
@@ -423,6 +436,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             viewer.stop()
         server.stop()
     return 0
+
+
+def ready_line(server: NgpServer) -> dict[str, Any]:
+    """The readiness line ``ngp serve`` prints (as one JSON line on stdout) once its sockets answer."""
+    return {"ready": True, "server": SERVER_NAME, "protocols": list(P.PROTOCOL_VERSIONS),
+            "endpoints": server.endpoints()}
 
 
 def _training_share(text: str) -> float:

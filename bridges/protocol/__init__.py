@@ -1,4 +1,4 @@
-"""Wire protocol (version 1) of the ngp-sdk ZeroMQ bridge: framing, limits, typed errors, requests, replies.
+"""Wire protocol (versions 1 and 2) of the ngp-sdk ZeroMQ bridge: framing, limits, typed errors, requests, replies.
 
 Every message is a ZeroMQ multipart message ``[header, payload, ...]``: the header is a msgpack map with string
 keys, the payloads are raw bytes that header fields describe. Nothing is ever pickled and arrays never travel
@@ -21,14 +21,18 @@ Client side::
     reply = parse_reply(frames)                          # raises the typed ProtocolError of an error reply
     rgb = decode_image(reply.fields["image"], reply.payloads[0])
 
+Versions: every header carries its protocol version ``v``; requests build version 2 (:data:`PROTOCOL_VERSION`)
+unless given ``version=1``, and :func:`parse_request` accepts both (:data:`PROTOCOL_VERSIONS`), so a server answers
+each request in its own version.
+
 Validation is table driven: :data:`REQUEST_TYPES` maps each ``type`` string to its :class:`Request` subclass,
 whose ``_parse`` reads and checks its own fields.
 
 The package re-exports the public API below; its submodules, each importing only the ones before it:
 
 - :mod:`~bridges.protocol.constants`: version, endpoints, encodings, camera models, pose conventions,
-  :class:`Limits` / :data:`DEFAULT_LIMITS`, :data:`REPLY_FIELDS`, and :data:`CONFIGURE_DEFAULTS` (the defaults of
-  a ``configure`` request).
+  :class:`Limits` / :data:`DEFAULT_LIMITS`, :data:`REPLY_FIELDS` / :func:`reply_fields`, and
+  :data:`CONFIGURE_DEFAULTS` (the defaults of a ``configure`` request).
 - :mod:`~bridges.protocol.errors`: :class:`ProtocolError`, one subclass per error code, :data:`ERROR_CODES`,
   :func:`error_from_code`.
 - :mod:`~bridges.protocol.fields`: field validation (:class:`~bridges.protocol.fields.FieldReader`) and small
@@ -45,7 +49,7 @@ The package re-exports the public API below; its submodules, each importing only
 
 from __future__ import annotations
 
-from .cameras import CameraIntrinsics, pose_to_wire
+from .cameras import CameraIntrinsics, covariance_to_wire, pose_to_wire
 from .codecs import decode_depth, decode_image, encode_depth, encode_image
 from .constants import (
     CAMERA_MODELS,
@@ -65,12 +69,15 @@ from .constants import (
     POSE_TOLERANCE,
     PRIMITIVES,
     PROTOCOL_VERSION,
+    PROTOCOL_VERSIONS,
     RAW_ENCODINGS,
     RENDER_ENCODINGS,
     REPLY_FIELDS,
+    REPLY_FIELDS_V2,
     TRAINING_STATES,
     VIEW_NAME_PATTERN,
     Limits,
+    reply_fields,
 )
 from .errors import (
     ERROR_CODES,
@@ -118,6 +125,7 @@ from .messages import (
 __all__ = [
     # constants
     "PROTOCOL_VERSION",
+    "PROTOCOL_VERSIONS",
     "DEFAULT_REQUEST_ENDPOINT",
     "DEFAULT_FRAME_ENDPOINT",
     "DEFAULT_VIEW_ENDPOINT",
@@ -137,6 +145,8 @@ __all__ = [
     "CAPABILITIES",
     "VIEW_NAME_PATTERN",
     "REPLY_FIELDS",
+    "REPLY_FIELDS_V2",
+    "reply_fields",
     "Limits",
     "DEFAULT_LIMITS",
     "CONFIGURE_DEFAULTS",
@@ -188,6 +198,7 @@ __all__ = [
     "parse_reply",
     # payloads
     "pose_to_wire",
+    "covariance_to_wire",
     "encode_image",
     "encode_depth",
     "decode_image",

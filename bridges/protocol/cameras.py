@@ -8,9 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from .constants import CAMERA_MODELS, POSE_CONVENTIONS, POSE_TOLERANCE, RENDER_ENCODINGS, Limits
-from .errors import BadIntrinsicsError, BadPoseError, TooLargeError
-from .fields import MISSING, FieldReader
+from .constants import (
+    CAMERA_MODELS,
+    COVARIANCE_SYMMETRY_TOLERANCE,
+    POSE_CONVENTIONS,
+    POSE_TOLERANCE,
+    RENDER_ENCODINGS,
+    Limits,
+)
+from .errors import BadFieldError, BadIntrinsicsError, BadPoseError, TooLargeError, UnsupportedError
+from .fields import MISSING, FieldReader, short_repr
 
 __all__ = [
     "CameraIntrinsics",
@@ -18,6 +25,9 @@ __all__ = [
     "read_pose",
     "read_intrinsics",
     "read_camera",
+    "read_background",
+    "read_covariance",
+    "covariance_to_wire",
 ]
 
 _DIST_LENGTHS: dict[str, tuple[int, ...]] = {"PINHOLE": (0,), "OPENCV": (0, 4), "OPENCV_FISHEYE": (4,)}
@@ -106,19 +116,67 @@ def read_intrinsics(r: FieldReader, width: int, height: int) -> CameraIntrinsics
     return CameraIntrinsics(width=width, height=height, fx=fx, fy=fy, cx=cx, cy=cy, model=model, dist=dist4)
 
 
-def read_camera(r: FieldReader, limits: Limits) -> dict[str, Any]:
-    """Fields shared by ``render`` and ``set_view``: size, intrinsics, pose and output format."""
+def read_covariance(value: Any) -> np.ndarray:
+    """Check a ``pose_covariance`` value: 36 numbers (row-major) or 6 arrays of 6; finite, symmetric within
+    :data:`COVARIANCE_SYMMETRY_TOLERANCE` (relative), diagonal >= 0. Returns float64 ``[6, 6]``.
+
+    Raises:
+        BadFieldError: anything else.
+    """
+    what = "36 numbers (a row-major 6x6 matrix) or 6 arrays of 6 numbers"
+    rows = value if isinstance(value, list) and len(value) == 6 and all(isinstance(x, list) for x in value) else None
+    flat = [x for row in rows for x in row] if rows is not None and all(len(x) == 6 for x in rows) else value
+    if not isinstance(flat, list) or len(flat) != 36:
+        raise BadFieldError(f"field 'pose_covariance' must be {what}, got {short_repr(value)}")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in flat):
+        raise BadFieldError(f"field 'pose_covariance' must hold only numbers, got {short_repr(value)}")
+    with np.errstate(all="ignore"):
+        c = np.array(flat, dtype=np.float64).reshape(6, 6)
+        if not np.isfinite(c).all():
+            raise BadFieldError("field 'pose_covariance' must hold finite numbers")
+        asym = float(np.abs(c - c.T).max())
+        scale = max(1.0, float(np.abs(c).max()))
+    if asym > COVARIANCE_SYMMETRY_TOLERANCE * scale:
+        raise BadFieldError(f"field 'pose_covariance' must be symmetric: max |C - C^T| = {asym:.3g}")
+    if (np.diag(c) < 0).any():
+        raise BadFieldError(f"field 'pose_covariance' has a negative variance on its diagonal: {np.diag(c).tolist()}")
+    c.flags.writeable = False
+    return c
+
+
+def covariance_to_wire(cov: Any) -> list[float]:
+    """A ``pose_covariance`` field (36 numbers, row-major) from a ``[6, 6]`` matrix (or 36 numbers)."""
+    c = np.asarray(cov, dtype=np.float64)
+    if c.size != 36:
+        raise ValueError(f"a pose covariance is 6x6, got shape {c.shape}")
+    return [float(x) for x in c.reshape(36)]
+
+
+def read_background(r: FieldReader) -> tuple[float, float, float] | None:
+    """The ``background`` field of a version-2 ``render`` / ``set_view``: 3 numbers in [0, 1], or None if absent."""
+    background = r.numbers("background", lengths=(3,), default=None)
+    if background is not None and not all(0.0 <= c <= 1.0 for c in background):
+        raise BadFieldError(f"field 'background' must hold 3 numbers in [0, 1], got {list(background)}")
+    return background
+
+
+def read_camera(r: FieldReader, limits: Limits, version: int = 1) -> dict[str, Any]:
+    """Fields shared by ``render`` and ``set_view``: size, intrinsics, pose, output format and (version 2)
+    ``background``, then the check that the output fits in one message."""
     width = r.integer("width", lo=1, hi=limits.max_image_width, hi_error=TooLargeError)
     height = r.integer("height", lo=1, hi=limits.max_image_height, hi_error=TooLargeError)
     intrinsics = read_intrinsics(r.mapping("intrinsics", error=BadIntrinsicsError), width, height)
     pose = read_pose(r.mapping("pose", error=BadPoseError))
-    encoding = r.string("encoding", choices=RENDER_ENCODINGS, default="rgb8")
+    encoding = r.string("encoding", choices=RENDER_ENCODINGS, default="rgb8",
+                        choice_error=UnsupportedError if version >= 2 else None)
     depth = r.boolean("depth", default=False)
     quality = r.integer("quality", lo=1, hi=100, default=90)
+    background = read_background(r) if version >= 2 else None
     need = width * height * (_RENDER_BYTES[encoding] + 4 * depth) + limits.max_header_bytes
     if need > limits.max_message_bytes:
         raise TooLargeError(
             f"a {width}x{height} {encoding} image{' with depth' if depth else ''} may need {need} bytes; "
             f"max_message_bytes is {limits.max_message_bytes}"
         )
-    return {"pose": pose, "intrinsics": intrinsics, "encoding": encoding, "depth": depth, "quality": quality}
+    return {"pose": pose, "intrinsics": intrinsics, "encoding": encoding, "depth": depth, "quality": quality,
+            "background": background}

@@ -56,9 +56,14 @@ class PayloadLayout:
     scale: float = 1.0
 
 
-def read_layout(r: FieldReader, limits: Limits, encodings: Sequence[str], *, depth: bool = False) -> PayloadLayout:
-    """Read and check an ``image`` (or, with ``depth``, a ``depth``) field; reject its unknown keys."""
-    encoding = r.string("encoding", choices=encodings)
+def read_layout(r: FieldReader, limits: Limits, encodings: Sequence[str], *, depth: bool = False,
+                unknown_encoding: type[ProtocolError] | None = None) -> PayloadLayout:
+    """Read and check an ``image`` (or, with ``depth``, a ``depth``) field; reject its unknown keys.
+
+    An ``encoding`` string outside ``encodings`` raises ``unknown_encoding`` (default: the reader's error; protocol
+    version 2 passes :class:`UnsupportedError`).
+    """
+    encoding = r.string("encoding", choices=encodings, choice_error=unknown_encoding)
     width = r.integer("width", lo=1, hi=limits.max_image_width, hi_error=TooLargeError)
     height = r.integer("height", lo=1, hi=limits.max_image_height, hi_error=TooLargeError)
     big_endian = r.boolean("is_bigendian", default=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "PROTOCOL_VERSIONS",
     "DEFAULT_REQUEST_ENDPOINT",
     "DEFAULT_FRAME_ENDPOINT",
     "DEFAULT_VIEW_ENDPOINT",
@@ -30,6 +31,7 @@ __all__ = [
     "POSE_CONVENTIONS",
     "POSE_TOLERANCE",
     "CAMERA_ID_MAX_LEN",
+    "COVARIANCE_SYMMETRY_TOLERANCE",
     "PRIMITIVES",
     "MESH_FORMATS",
     "TRAINING_STATES",
@@ -37,14 +39,18 @@ __all__ = [
     "VIEW_NAME_PATTERN",
     "VIEW_NAME_RE",
     "REPLY_FIELDS",
+    "REPLY_FIELDS_V2",
+    "reply_fields",
     "Limits",
     "DEFAULT_LIMITS",
     "ConfigureDefaults",
     "CONFIGURE_DEFAULTS",
 ]
 
-#: Version of this protocol, the ``v`` field of every header.
-PROTOCOL_VERSION = 1
+#: The newest version of this protocol: the ``v`` field of every header a client of this package sends by default.
+PROTOCOL_VERSION = 2
+#: Every version a server of this package speaks; it answers each request in the request's own ``v``.
+PROTOCOL_VERSIONS = (1, 2)
 #: ROUTER socket of the server (requests and replies; clients connect a DEALER or a REQ).
 DEFAULT_REQUEST_ENDPOINT = "tcp://127.0.0.1:5555"
 #: PULL socket of the server (fire-and-forget ``add_frame``; clients connect a PUSH).
@@ -74,6 +80,8 @@ POSE_CONVENTIONS = ("opengl", "opencv")
 POSE_TOLERANCE = 1e-3
 #: Longest ``camera_id`` of an ``add_frame`` (characters).
 CAMERA_ID_MAX_LEN = 64
+#: Largest accepted ``|C - C^T|`` of a ``pose_covariance``, relative to ``max(1, max |C|)`` (version 2).
+COVARIANCE_SYMMETRY_TOLERANCE = 1e-6
 #: Primitives a ``configure`` request can create.
 PRIMITIVES = ("nerf",)
 #: Mesh file formats of ``export_mesh``.
@@ -91,6 +99,9 @@ CAPABILITIES = (
     "save_load",
     "views",
     "push_frames",
+    "camera_id",
+    "pose_refinement",
+    "depth_supervision",
 )
 #: Allowed view names (``set_view`` / ``clear_view``): they become part of a PUB topic.
 VIEW_NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
@@ -121,6 +132,16 @@ REPLY_FIELDS: dict[str, tuple[str, ...]] = {
     "set_view": ("name", "views"),
     "clear_view": ("cleared",),
 }
+#: :data:`REPLY_FIELDS` of protocol version 2: ``hello_ok`` always announces every version spoken and the endpoints.
+REPLY_FIELDS_V2: dict[str, tuple[str, ...]] = {
+    **REPLY_FIELDS,
+    "hello": (*REPLY_FIELDS["hello"], "protocols", "endpoints"),
+}
+
+
+def reply_fields(version: int) -> dict[str, tuple[str, ...]]:
+    """The fields every ``<type>_ok`` reply of protocol ``version`` carries (see :data:`REPLY_FIELDS`)."""
+    return REPLY_FIELDS if version == 1 else REPLY_FIELDS_V2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +163,10 @@ class Limits:
         max_mesh_resolution: largest ``resolution`` of ``export_mesh``.
         max_views: most views registered at once with ``set_view`` (enforced by the server).
         max_view_rate_hz: highest ``rate`` of a view, in Hz.
+        max_zmq_frame_bytes: largest single ZeroMQ frame the server reads (its ``ZMQ_MAXMSGSIZE``); a larger
+            frame makes ZeroMQ close the sender's connection before the server sees the message, so it cannot be
+            answered. 0 (the default) means ``2 * max_message_bytes``: a message over ``max_message_bytes`` whose
+            frames are each within this limit is read and answered with ``too_large``.
     """
 
     max_message_bytes: int = 64 * 2**20
@@ -156,13 +181,18 @@ class Limits:
     max_mesh_resolution: int = 1024
     max_views: int = 16
     max_view_rate_hz: float = 60.0
+    max_zmq_frame_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.max_zmq_frame_bytes:
+            object.__setattr__(self, "max_zmq_frame_bytes", 2 * self.max_message_bytes)
 
     def to_dict(self) -> dict[str, int | float]:
         """The limits as a plain dict, e.g. for the ``limits`` field of a ``hello`` reply."""
         return dataclasses.asdict(self)
 
 
-#: The limits of protocol version 1.
+#: The default limits (both protocol versions).
 DEFAULT_LIMITS = Limits()
 
 

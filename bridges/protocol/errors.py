@@ -37,15 +37,19 @@ class ProtocolError(Exception):
         message: the message.
         seq: the request's ``seq`` or None.
         request_type: the request's ``type`` when it could be read, or None.
+        version: the request's protocol version (its ``v``) when it is one this side speaks, or None; a server
+            answers the error in that version (None: the newest).
     """
 
     code: ClassVar[str] = "internal"
 
-    def __init__(self, message: str, *, seq: int | None = None, request_type: str | None = None):
+    def __init__(self, message: str, *, seq: int | None = None, request_type: str | None = None,
+                 version: int | None = None):
         super().__init__(message)
         self.message = message
         self.seq = seq
         self.request_type = request_type
+        self.version = version
 
 
 class BadHeaderError(ProtocolError):
@@ -61,7 +65,7 @@ class UnknownTypeError(ProtocolError):
 
 
 class BadVersionError(ProtocolError):
-    """The ``v`` field is an integer other than :data:`PROTOCOL_VERSION`."""
+    """The ``v`` field is an integer that is none of :data:`~bridges.protocol.constants.PROTOCOL_VERSIONS`."""
 
     code = "bad_version"
 
@@ -103,7 +107,8 @@ class NoSessionError(ProtocolError):
 
 
 class UnsupportedError(ProtocolError):
-    """The server cannot do this: missing optional package, capability absent, request on the wrong socket."""
+    """The server cannot do this: missing optional package, capability absent, request on the wrong socket, an
+    encoding it does not take there (version 2)."""
 
     code = "unsupported"
 

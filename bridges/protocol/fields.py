@@ -173,14 +173,18 @@ class FieldReader:
         default: Any = MISSING,
         max_len: int = 256,
         pattern: re.Pattern[str] | None = None,
+        choice_error: type[ProtocolError] | None = None,
     ) -> str:
+        """A string field; a string outside ``choices`` raises ``choice_error`` (default: the reader's error)."""
         value = self._get(key, default)
         if key not in self._data:
             return value
         if not isinstance(value, str):
             raise self.invalid(key, "a string", value)
         if choices is not None and value not in choices:
-            raise self.invalid(key, f"one of {', '.join(map(repr, choices))}", value)
+            error = choice_error or self._error
+            raise error(f"field {self._name(key)} must be one of {', '.join(map(repr, choices))}, "
+                        f"got {short_repr(value)}")
         if len(value) > max_len:
             raise self._error(f"field {self._name(key)} is longer than {max_len} characters")
         if pattern is not None and not pattern.fullmatch(value):
@@ -205,6 +209,10 @@ class FieldReader:
         if not isinstance(value, dict):
             raise error(f"field {self._name(key)} must be a map, got {short_repr(value)}")
         return FieldReader(value, f"{self._prefix}{key}.", error)
+
+    def raw(self, key: str, *, default: Any = MISSING) -> Any:
+        """A field's value unchecked (the caller validates it), or ``default`` when absent."""
+        return self._get(key, default)
 
     def raw_map(self, key: str, *, default: Any = MISSING) -> dict[str, Any]:
         value = self._get(key, default)

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgpack
 
-from .constants import DEFAULT_LIMITS, PROTOCOL_VERSION, VIEW_NAME_PATTERN, VIEW_NAME_RE, Limits
+from .constants import DEFAULT_LIMITS, PROTOCOL_VERSION, PROTOCOL_VERSIONS, VIEW_NAME_PATTERN, VIEW_NAME_RE, Limits
 from .errors import BadHeaderError, BadVersionError, TooLargeError
 from .fields import as_buffer, check_tree, is_int, pack_default, short_repr, unique_str_map, value_kind
 
@@ -23,6 +23,7 @@ __all__ = [
     "is_seq",
     "is_stamp",
     "recover_seq_and_type",
+    "recover_fields",
 ]
 
 _UINT64 = 2**64
@@ -136,20 +137,21 @@ def _object_end(buf: memoryview, pos: int) -> int:
     return pos
 
 
-def recover_seq_and_type(frame: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[int | None, str | None]:
-    """``(seq, type)`` read leniently from a header the strict decoder rejected, each None when unreadable.
+def recover_fields(frame: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """``seq``, ``type`` and ``v`` read leniently from a header the strict decoder rejected (absent when unreadable).
 
     Only the first ``max_header_bytes`` bytes are looked at; the top level must be a map; its entries are walked
     (values skipped by size, whatever they hold: deep nesting, long strings, ``bin``/``ext``), stopping at the
     first malformed or cut entry; bytes after the map are ignored. ``seq`` counts when it is an integer in
-    0 .. 2^64-1, ``type`` when it is a string of at most ``max_str_len`` bytes; a key seen twice keeps its first
-    value.
+    0 .. 2^64-1, ``type`` when it is a string of at most ``max_str_len`` bytes, ``v`` when it is a version this
+    side speaks; a key seen twice keeps its first value.
     """
     buf = as_buffer(frame)[: limits.max_header_bytes]
+    wanted = ("seq", "type", "v")
     found: dict[str, Any] = {}
     try:
         if not buf:
-            return None, None
+            return {}
         b = buf[0]
         if 0x80 <= b <= 0x8F:
             count, pos = b & 0x0F, 1
@@ -157,7 +159,7 @@ def recover_seq_and_type(frame: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[i
             k = _COUNT[b][0]
             count, pos = int.from_bytes(buf[1:1 + k], "big"), 1 + k
         else:
-            return None, None
+            return {}
         for _ in range(count):
             key_end = _object_end(buf, pos)
             value_end = _object_end(buf, key_end)
@@ -165,18 +167,31 @@ def recover_seq_and_type(frame: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[i
                 key = msgpack.unpackb(buf[pos:key_end], raw=False)
             except Exception:
                 key = None
-            if key in ("seq", "type") and key not in found:
+            if key in wanted and key not in found:
                 try:
                     found[key] = msgpack.unpackb(buf[key_end:value_end], raw=False, max_str_len=limits.max_str_len)
                 except Exception:
                     found[key] = None
-                if len(found) == 2:
+                if len(found) == len(wanted):
                     break
             pos = value_end
     except (IndexError, ValueError):
         pass
-    seq, kind = found.get("seq"), found.get("type")
-    return (seq if is_seq(seq) else None), (kind if isinstance(kind, str) else None)
+    out: dict[str, Any] = {}
+    if is_seq(found.get("seq")):
+        out["seq"] = found["seq"]
+    if isinstance(found.get("type"), str):
+        out["type"] = found["type"]
+    if is_int(found.get("v")) and found["v"] in PROTOCOL_VERSIONS:
+        out["v"] = found["v"]
+    return out
+
+
+def recover_seq_and_type(frame: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[int | None, str | None]:
+    """``(seq, type)`` read leniently from a header the strict decoder rejected, each None when unreadable
+    (see :func:`recover_fields`)."""
+    found = recover_fields(frame, limits)
+    return found.get("seq"), found.get("type")
 
 
 def split_envelope(frames: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -208,15 +223,19 @@ def decode_frames(frames: Sequence[Any], limits: Limits) -> tuple[dict[str, Any]
     return decode_header(bufs[0], limits), bufs[1:]
 
 
-def check_version(header: Mapping[str, Any]) -> None:
-    """Check the header's ``v`` field (BadHeaderError if missing or not an int, BadVersionError if another)."""
+def check_version(header: Mapping[str, Any]) -> int:
+    """The header's ``v`` field: BadHeaderError if missing or not an int, BadVersionError if not a version this
+    side speaks (:data:`~bridges.protocol.constants.PROTOCOL_VERSIONS`)."""
     if "v" not in header:
         raise BadHeaderError("missing header field 'v'")
     v = header["v"]
     if not is_int(v):
         raise BadHeaderError(f"header field 'v' must be an integer, got {short_repr(v)}")
-    if v != PROTOCOL_VERSION:
-        raise BadVersionError(f"protocol version {v} is not supported; this side speaks version {PROTOCOL_VERSION}")
+    if v not in PROTOCOL_VERSIONS:
+        spoken = " and ".join(map(str, PROTOCOL_VERSIONS))
+        raise BadVersionError(f"protocol version {v} is not supported; this side speaks versions {spoken} "
+                              f"(newest {PROTOCOL_VERSION})")
+    return v
 
 
 def common_field(header: Mapping[str, Any], key: str, ok: Any, what: str) -> Any:

@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .cameras import CameraIntrinsics, pose_to_wire, read_camera, read_intrinsics, read_pose
+from .cameras import (
+    CameraIntrinsics,
+    covariance_to_wire,
+    pose_to_wire,
+    read_camera,
+    read_covariance,
+    read_intrinsics,
+    read_pose,
+)
 from .codecs import depth_from_layout, encode_depth, encode_image, image_from_layout, read_layout
 from .constants import (
     CAMERA_ID_MAX_LEN,
@@ -25,9 +33,10 @@ from .constants import (
     MESH_FORMATS,
     PRIMITIVES,
     PROTOCOL_VERSION,
-    REPLY_FIELDS,
+    PROTOCOL_VERSIONS,
     VIEW_NAME_RE,
     Limits,
+    reply_fields,
 )
 from .errors import (
     ERROR_CODES,
@@ -39,6 +48,7 @@ from .errors import (
     ProtocolError,
     TooLargeError,
     UnknownTypeError,
+    UnsupportedError,
     error_from_code,
 )
 from .fields import FieldReader, short_repr
@@ -49,7 +59,7 @@ from .framing import (
     encode_message,
     is_seq,
     is_stamp,
-    recover_seq_and_type,
+    recover_fields,
 )
 
 __all__ = [
@@ -80,7 +90,7 @@ _COMMON_FIELDS = ("v", "type", "seq", "stamp_ns")
 
 
 def _camera_wire(req: Render | SetView) -> dict[str, Any]:
-    return {
+    fields = {
         "width": req.intrinsics.width,
         "height": req.intrinsics.height,
         "intrinsics": req.intrinsics.to_wire(),
@@ -89,6 +99,15 @@ def _camera_wire(req: Render | SetView) -> dict[str, Any]:
         "depth": req.depth,
         "quality": req.quality,
     }
+    if req.background is not None:
+        _need_version(req, 2, "background")
+        fields["background"] = [float(c) for c in req.background]
+    return fields
+
+
+def _need_version(req: Request, version: int, name: str) -> None:
+    if req.version < version:
+        raise ValueError(f"{name!r} needs protocol version {version}; this {req.TYPE!r} is version {req.version}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -104,6 +123,7 @@ class Request:
         seq: request id chosen by the client (uint64), echoed by the reply.
         stamp_ns: sender clock in ns (``add_frame``: capture time). None only on a request built by a client:
             :meth:`to_frames` then stamps it with the current time.
+        version: protocol version, the header's ``v`` (the reply comes in the same version).
     """
 
     TYPE: ClassVar[str] = ""
@@ -111,6 +131,7 @@ class Request:
 
     seq: int
     stamp_ns: int | None = None
+    version: int = PROTOCOL_VERSION
 
     @classmethod
     def _parse(cls, r: FieldReader, payloads: list[memoryview], limits: Limits, common: dict[str, Any]) -> Request:
@@ -123,7 +144,8 @@ class Request:
     def to_frames(self) -> list[bytes | memoryview]:
         """The request as message frames (client side)."""
         fields, payloads = self._wire()
-        return encode_message(make_request(self.TYPE, self.seq, stamp_ns=self.stamp_ns, **fields), payloads)
+        header = make_request(self.TYPE, self.seq, stamp_ns=self.stamp_ns, v=self.version, **fields)
+        return encode_message(header, payloads)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +244,10 @@ class AddFrame(Request):
         encoding: wire encoding: the one the image arrived in, or the one :meth:`to_frames` sends (``rgb8``,
             ``rgba8``, ``png`` or ``jpeg``; the image must have 3 channels for ``rgb8``, 4 for ``rgba8``).
         camera_id: which camera of a rig took the frame (``""``: not given).
+        pose_noisy: version 2: the pose is approximate; the server refines it while training.
+        pose_covariance: version 2: float64 ``[6, 6]`` covariance of the pose, order ``(rx, ry, rz, tx, ty, tz)``
+            (a small world-axes rotation about the camera centre in rad, then the centre's shift in world units),
+            or None. A covariance that is not all zeros makes the frame noisy too (see :attr:`noisy`).
     """
 
     TYPE: ClassVar[str] = "add_frame"
@@ -232,15 +258,30 @@ class AddFrame(Request):
     depth: np.ndarray | None = None
     encoding: str = "rgb8"
     camera_id: str = ""
+    pose_noisy: bool = False
+    pose_covariance: np.ndarray | None = None
+
+    @property
+    def noisy(self) -> bool:
+        """Whether the server should refine this frame's pose: ``pose_noisy``, or a covariance not all zeros."""
+        return self.pose_noisy or (self.pose_covariance is not None and bool(np.any(self.pose_covariance)))
 
     @classmethod
     def _parse(cls, r: FieldReader, payloads: list[memoryview], limits: Limits, common: dict[str, Any]) -> Request:
-        image = read_layout(r.mapping("image"), limits, FRAME_ENCODINGS)
+        v2 = common["version"] >= 2
+        unknown_encoding = UnsupportedError if v2 else None
+        image = read_layout(r.mapping("image"), limits, FRAME_ENCODINGS, unknown_encoding=unknown_encoding)
         intrinsics = read_intrinsics(r.mapping("intrinsics", error=BadIntrinsicsError), image.width, image.height)
         pose = read_pose(r.mapping("pose", error=BadPoseError))
         depth_reader = r.mapping("depth", default=None)
-        depth = None if depth_reader is None else read_layout(depth_reader, limits, tuple(DEPTH_ENCODINGS), depth=True)
+        depth = None if depth_reader is None else read_layout(depth_reader, limits, tuple(DEPTH_ENCODINGS), depth=True,
+                                                              unknown_encoding=unknown_encoding)
         camera_id = r.string("camera_id", default="", max_len=CAMERA_ID_MAX_LEN)
+        pose_noisy, covariance = False, None
+        if v2:
+            pose_noisy = r.boolean("pose_noisy", default=False)
+            raw_covariance = r.raw("pose_covariance", default=None)
+            covariance = None if raw_covariance is None else read_covariance(raw_covariance)
         r.done()
         if depth is not None and (depth.width, depth.height) != (image.width, image.height):
             raise BadFieldError(f"depth is {depth.width}x{depth.height} but the image is {image.width}x{image.height}")
@@ -258,6 +299,8 @@ class AddFrame(Request):
             depth=None if depth is None else depth_from_layout(depth, payloads[1]),
             encoding=image.encoding,
             camera_id=camera_id,
+            pose_noisy=pose_noisy,
+            pose_covariance=covariance,
         )
 
     def _wire(self) -> tuple[dict[str, Any], list[Any]]:
@@ -268,6 +311,12 @@ class AddFrame(Request):
         payloads = [payload]
         if self.camera_id:
             fields["camera_id"] = self.camera_id
+        if self.pose_noisy:
+            _need_version(self, 2, "pose_noisy")
+            fields["pose_noisy"] = True
+        if self.pose_covariance is not None:
+            _need_version(self, 2, "pose_covariance")
+            fields["pose_covariance"] = covariance_to_wire(self.pose_covariance)
         if self.depth is not None:
             fields["depth"], depth_payload = encode_depth(self.depth)
             payloads.append(depth_payload)
@@ -284,6 +333,8 @@ class Render(Request):
         encoding: output encoding, one of :data:`RENDER_ENCODINGS`.
         depth: also return a ``32FC1`` depth frame.
         quality: JPEG quality 1..100.
+        background: version 2: RGB in [0, 1] (colour code space) behind the scene, or None for the server's
+            default.
     """
 
     TYPE: ClassVar[str] = "render"
@@ -292,6 +343,7 @@ class Render(Request):
     encoding: str = "rgb8"
     depth: bool = False
     quality: int = 90
+    background: tuple[float, float, float] | None = None
 
     @property
     def width(self) -> int:
@@ -305,7 +357,7 @@ class Render(Request):
 
     @classmethod
     def _parse(cls, r: FieldReader, payloads: list[memoryview], limits: Limits, common: dict[str, Any]) -> Request:
-        camera = read_camera(r, limits)
+        camera = read_camera(r, limits, common["version"])
         r.done()
         return cls(**common, **camera)
 
@@ -398,7 +450,7 @@ class SetView(Request):
     Attributes:
         name: view name (:data:`VIEW_NAME_PATTERN`); the PUB topic is ``view/<name>/``.
         rate: publications per second (> 0, at most ``max_view_rate_hz``).
-        pose, intrinsics, encoding, depth, quality: as in :class:`Render`.
+        pose, intrinsics, encoding, depth, quality, background: as in :class:`Render`.
     """
 
     TYPE: ClassVar[str] = "set_view"
@@ -409,12 +461,13 @@ class SetView(Request):
     encoding: str = "rgb8"
     depth: bool = False
     quality: int = 90
+    background: tuple[float, float, float] | None = None
 
     @classmethod
     def _parse(cls, r: FieldReader, payloads: list[memoryview], limits: Limits, common: dict[str, Any]) -> Request:
         name = r.string("name", pattern=VIEW_NAME_RE)
         rate = r.number("rate", positive=True, hi=limits.max_view_rate_hz)
-        camera = read_camera(r, limits)
+        camera = read_camera(r, limits, common["version"])
         r.done()
         return cls(**common, name=name, rate=rate, **camera)
 
@@ -446,25 +499,34 @@ REQUEST_TYPES: dict[str, type[Request]] = {
 }
 
 
-def make_request(type: str, seq: int, *, stamp_ns: int | None = None, **fields: Any) -> dict[str, Any]:
+def _check_version_arg(v: int) -> int:
+    if v not in PROTOCOL_VERSIONS:
+        raise ValueError(f"protocol version {v!r} is none of {PROTOCOL_VERSIONS}")
+    return v
+
+
+def make_request(type: str, seq: int, *, stamp_ns: int | None = None, v: int = PROTOCOL_VERSION,
+                 **fields: Any) -> dict[str, Any]:
     """A request header: ``{"v", "type", "seq", "stamp_ns", **fields}`` (``stamp_ns`` defaults to now).
 
     Raises:
-        ValueError: unknown type or ``seq`` outside uint64.
+        ValueError: unknown type or version, or ``seq`` outside uint64.
     """
     if type not in REQUEST_TYPES:
         raise ValueError(f"unknown request type {type!r}; expected one of {tuple(REQUEST_TYPES)}")
     if not is_seq(seq):
         raise ValueError(f"seq must be an integer in [0, 2**64), got {seq!r}")
     stamp = time.time_ns() if stamp_ns is None else stamp_ns
-    return {"v": PROTOCOL_VERSION, "type": type, "seq": seq, "stamp_ns": stamp, **fields}
+    return {"v": _check_version_arg(v), "type": type, "seq": seq, "stamp_ns": stamp, **fields}
 
 
 def parse_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Request:
     """Validate one request message and return it typed.
 
     Checks, in order: total size, header size and msgpack decoding, ``v``, ``type``/``seq``/``stamp_ns``
-    formats, known ``type``, payload frame count, then the type's own fields and payloads.
+    formats, known ``type``, payload frame count, then the type's own fields and payloads. Versions 1 and 2 are
+    accepted; the request's ``version`` says which one it spoke (fields new in version 2 are unknown fields in a
+    version-1 request).
 
     Args:
         frames: ``[header, payload, ...]`` (after :func:`split_envelope` on a ROUTER socket).
@@ -474,18 +536,21 @@ def parse_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Req
         An instance of the :class:`Request` subclass registered for the header's ``type``.
 
     Raises:
-        ProtocolError: a subclass naming what is wrong; its ``seq`` is set when the header's ``seq`` was readable.
+        ProtocolError: a subclass naming what is wrong; its ``seq`` is set when the header's ``seq`` was readable,
+            its ``version`` when the header's ``v`` was a version this side speaks.
     """
     try:
         header, payloads = decode_frames(frames, limits)
-    except ProtocolError as e:  # the strict decoder refused the header: read seq (and type) leniently
+    except ProtocolError as e:  # the strict decoder refused the header: read seq, type and v leniently
         if len(frames):
-            e.seq, e.request_type = recover_seq_and_type(frames[0], limits)
+            found = recover_fields(frames[0], limits)
+            e.seq, e.request_type, e.version = found.get("seq"), found.get("type"), found.get("v")
         raise
     seq = header.get("seq")
     seq = seq if is_seq(seq) else None
+    version = None
     try:
-        check_version(header)
+        version = check_version(header)
         kind = common_field(header, "type", lambda x: isinstance(x, str), "a string")
         seq = common_field(header, "seq", is_seq, "an integer in [0, 2**64)")
         stamp_ns = common_field(header, "stamp_ns", is_stamp, "an integer in [0, 2**63)")
@@ -499,10 +564,12 @@ def parse_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Req
             expected = str(lo) if lo == hi else f"{lo} to {hi}"
             raise PayloadMismatchError(f"{kind!r} carries {expected} payload frame(s), got {len(payloads)}")
         reader = FieldReader(header, "", BadFieldError, seen=_COMMON_FIELDS)
-        return cls._parse(reader, payloads, limits, {"seq": seq, "stamp_ns": stamp_ns})
+        return cls._parse(reader, payloads, limits, {"seq": seq, "stamp_ns": stamp_ns, "version": version})
     except ProtocolError as e:
         if e.seq is None:
             e.seq = seq
+        if e.version is None:
+            e.version = version
         if e.request_type is None and isinstance(header.get("type"), str):
             e.request_type = header["type"]
         raise
@@ -523,6 +590,7 @@ class Reply:
         stamp_ns: server clock in ns when the reply was made.
         fields: every other header field.
         payloads: the payload frames.
+        version: the reply's protocol version (its ``v``: that of the request it answers).
     """
 
     type: str
@@ -530,34 +598,39 @@ class Reply:
     stamp_ns: int
     fields: dict[str, Any]
     payloads: tuple[memoryview, ...] = ()
+    version: int = PROTOCOL_VERSION
 
 
 def _stamp(stamp_ns: int | None) -> int:
     return time.time_ns() if stamp_ns is None else stamp_ns
 
 
-def make_reply(seq: int, type: str, *, stamp_ns: int | None = None, **fields: Any) -> dict[str, Any]:
+def make_reply(seq: int, type: str, *, stamp_ns: int | None = None, v: int = PROTOCOL_VERSION,
+               **fields: Any) -> dict[str, Any]:
     """A success reply header ``{"v", "type": "<type>_ok", "seq", "stamp_ns", **fields}``.
 
     Args:
         seq: the request's ``seq``.
         type: the request type (``"render"`` gives ``"render_ok"``).
         stamp_ns: server clock; defaults to now.
-        **fields: the reply fields; every field of :data:`REPLY_FIELDS` for the type must be present.
+        v: protocol version of the reply (that of the request).
+        **fields: the reply fields; every field of :func:`~bridges.protocol.constants.reply_fields` of version
+            ``v`` for the type must be present.
 
     Raises:
-        ValueError: unknown type or a required field missing (a server bug, not a client error).
+        ValueError: unknown type or version, or a required field missing (a server bug, not a client error).
     """
-    if type not in REPLY_FIELDS:
+    required = reply_fields(_check_version_arg(v))
+    if type not in required:
         raise ValueError(f"unknown request type {type!r}")
-    missing = [k for k in REPLY_FIELDS[type] if k not in fields]
+    missing = [k for k in required[type] if k not in fields]
     if missing:
-        raise ValueError(f"a {type}_ok reply needs the fields {missing}")
-    return {"v": PROTOCOL_VERSION, "type": f"{type}_ok", "seq": seq, "stamp_ns": _stamp(stamp_ns), **fields}
+        raise ValueError(f"a version-{v} {type}_ok reply needs the fields {missing}")
+    return {"v": v, "type": f"{type}_ok", "seq": seq, "stamp_ns": _stamp(stamp_ns), **fields}
 
 
 def make_error(seq: int | None, code: str, message: str, *, stamp_ns: int | None = None,
-               request_type: str | None = None) -> dict[str, Any]:
+               request_type: str | None = None, v: int | None = None) -> dict[str, Any]:
     """An error reply header ``{"v", "type": "error", "seq", "stamp_ns", "code", "message", "request_type"}``.
 
     Args:
@@ -565,14 +638,15 @@ def make_error(seq: int | None, code: str, message: str, *, stamp_ns: int | None
         code: one of :data:`ERROR_CODES`.
         message: explanation; cut to 1000 characters.
         request_type: the request's ``type`` when it could be read (at most 64 characters kept), else nil.
+        v: the request's protocol version; None (unreadable or unsupported) answers in the newest version.
 
     Raises:
-        ValueError: unknown code.
+        ValueError: unknown code or version.
     """
     if code not in ERROR_CODES:
         raise ValueError(f"unknown error code {code!r}; expected one of {tuple(ERROR_CODES)}")
     return {
-        "v": PROTOCOL_VERSION,
+        "v": PROTOCOL_VERSION if v is None else _check_version_arg(v),
         "type": "error",
         "seq": seq,
         "stamp_ns": _stamp(stamp_ns),
@@ -582,16 +656,19 @@ def make_error(seq: int | None, code: str, message: str, *, stamp_ns: int | None
     }
 
 
-def make_view(seq: int, name: str, *, stamp_ns: int | None = None, **fields: Any) -> dict[str, Any]:
+def make_view(seq: int, name: str, *, stamp_ns: int | None = None, v: int = PROTOCOL_VERSION,
+              **fields: Any) -> dict[str, Any]:
     """A ``view`` header for the PUB socket (send as ``[view_topic(name), header, image, depth?]``).
 
     Args:
         seq: publication counter of this view (0, 1, 2, ...: gaps reveal dropped messages).
         name: the view name.
         stamp_ns: server clock; defaults to now.
+        v: protocol version (that of the ``set_view`` request that registered the view).
         **fields: ``step``, ``image`` and, when requested, ``depth``.
     """
-    return {"v": PROTOCOL_VERSION, "type": "view", "seq": seq, "stamp_ns": _stamp(stamp_ns), "name": name, **fields}
+    return {"v": _check_version_arg(v), "type": "view", "seq": seq, "stamp_ns": _stamp(stamp_ns), "name": name,
+            **fields}
 
 
 def parse_reply(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Reply:
@@ -601,7 +678,7 @@ def parse_reply(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Reply
         ProtocolError: the typed error of an ``error`` reply (from its ``code``), or the reply is malformed.
     """
     header, payloads = decode_frames(frames, limits)
-    check_version(header)
+    version = check_version(header)
     kind = common_field(header, "type", lambda x: isinstance(x, str), "a string")
     if kind == "error":
         seq = header.get("seq")
@@ -614,4 +691,4 @@ def parse_reply(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Reply
     if not (kind == "view" or (kind.endswith("_ok") and kind[:-3] in REQUEST_TYPES)):
         raise UnknownTypeError(f"unknown reply type {short_repr(kind)}")
     fields = {k: v for k, v in header.items() if k not in _COMMON_FIELDS}
-    return Reply(type=kind, seq=seq, stamp_ns=stamp_ns, fields=fields, payloads=tuple(payloads))
+    return Reply(type=kind, seq=seq, stamp_ns=stamp_ns, fields=fields, payloads=tuple(payloads), version=version)

@@ -117,7 +117,7 @@ def test_ngp_serve_confines_paths_by_default(tmp_path):
                 with pytest.raises(P.StorageError):
                     c.load(bad)
             assert Path(c.save("ok.ingp")["path"]) == (tmp_path / "snapshots" / "ok.ingp").resolve()
-            assert c.hello()["protocol"] == 1
+            assert c.hello()["protocol"] == P.PROTOCOL_VERSION
     finally:
         _stop(proc)
     assert not (tmp_path.parent / "x.ingp").exists()
@@ -145,7 +145,7 @@ def _malformed(rng: np.random.Generator, seq: int) -> tuple[list[bytes], int | N
     if kind == 0:
         return [rng.bytes(int(rng.integers(1, 64)))], None  # random bytes (may not even be msgpack)
     if kind == 1:
-        return [pack({**base, "v": int(rng.integers(2, 9))}), payload], seq
+        return [pack({**base, "v": int(rng.integers(3, 9))}), payload], seq
     if kind == 2:
         return [pack({k: v for k, v in base.items() if k != "v"}), payload], seq
     if kind == 3:
@@ -236,7 +236,7 @@ def test_fuzz_a_running_server_on_both_sockets(tmp_path):
         assert sent == answered == 5000 and "internal" not in codes
         with NgpClient(eps[0], timeout_s=30) as c:
             _wait(lambda: c.status()["frames_rejected"] >= 1300, 60, "1300 pushed messages rejected")
-            assert c.hello()["protocol"] == 1
+            assert c.hello()["protocol"] == P.PROTOCOL_VERSION
         growth_mb = (_rss_kb(proc.pid) - rss0) / 1024
         assert growth_mb < 64, f"RSS grew by {growth_mb:.0f} MB"
         assert proc.poll() is None
@@ -371,7 +371,7 @@ def test_a_client_off_the_curve_allow_list_gets_nothing_and_the_server_keeps_ser
             time.sleep(0.3)
             push.close(0)
             with NgpClient(srv.endpoint, timeout_s=10, curve_server_key=server_pub, curve_keys=good) as friend:
-                assert friend.hello()["protocol"] == 1
+                assert friend.hello()["protocol"] == P.PROTOCOL_VERSION
                 st = friend.status()
                 assert st["frames_pushed"] == 0 and st["frames_rejected"] == 0 and st["frame_count"] == 0
     finally:

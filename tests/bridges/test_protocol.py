@@ -154,9 +154,9 @@ def _reply_values(kind: str) -> dict:
 @pytest.mark.parametrize("kind", list(proto.REPLY_FIELDS))
 def test_reply_round_trip(kind):
     fields = _reply_values(kind)
-    frames = proto.encode_message(proto.make_reply(41, kind, stamp_ns=STAMP, **fields), [b"xyz"])
+    frames = proto.encode_message(proto.make_reply(41, kind, stamp_ns=STAMP, v=1, **fields), [b"xyz"])
     reply = proto.parse_reply(frames)
-    assert (reply.type, reply.seq, reply.stamp_ns) == (f"{kind}_ok", 41, STAMP)
+    assert (reply.type, reply.seq, reply.stamp_ns, reply.version) == (f"{kind}_ok", 41, STAMP, 1)
     assert reply.fields == fields
     assert [bytes(p) for p in reply.payloads] == [b"xyz"]
 
@@ -211,7 +211,7 @@ def test_error_reply_raises_typed_error():
     with pytest.raises(proto.UnknownTypeError):
         proto.parse_reply([pack({"v": 1, "type": "render", "seq": 1, "stamp_ns": 0})])
     with pytest.raises(proto.BadVersionError):
-        proto.parse_reply([pack({"v": 2, "type": "render_ok", "seq": 1, "stamp_ns": 0})])
+        proto.parse_reply([pack({"v": 3, "type": "render_ok", "seq": 1, "stamp_ns": 0})])
 
 
 def test_error_codes_are_unique_and_round_trip():
@@ -468,7 +468,7 @@ ERROR_CASES = {
     "missing stamp_ns": ([pack(without(HELLO, "stamp_ns"))], "bad_header"),
     "float stamp_ns": (hello(stamp_ns=1.5), "bad_header"),
     # bad_version / unknown_type
-    "wrong version": (hello(v=2), "bad_version"),
+    "wrong version": (hello(v=3), "bad_version"),
     "version 0": (hello(v=0), "bad_version"),
     "unknown type": (hello(type="teleport"), "unknown_type"),
     "reply type as request": (hello(type="hello_ok"), "unknown_type"),
@@ -644,7 +644,8 @@ def test_doc_byte_examples_match_the_code():
     frame = proto.parse_request([bytes.fromhex(examples["add_frame"][1]), payloads["add_frame"]])
     np.testing.assert_array_equal(frame.image, [[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]])
     np.testing.assert_array_equal(frame.pose[:3, 3], [0, 0, 3])
-    assert proto.parse_reply([bytes.fromhex(examples["add_frame_ok"][1])]).fields == {"index": 0, "frame_count": 1}
+    reply = proto.parse_reply([bytes.fromhex(examples["add_frame_ok"][1])])
+    assert reply.version == 2 and reply.fields == {"index": 0, "frame_count": 1, "kept": True, "refine_pose": False}
 
 
 def test_doc_names_every_type_code_limit_and_field():

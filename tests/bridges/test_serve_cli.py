@@ -49,7 +49,7 @@ def test_serve_with_curve_certificates(tmp_path):
     proc, endpoint = _serve("--curve-cert", str(server_secret_file), "--curve-allow", str(allowed))
     try:
         hello = _hello_within(endpoint, 60, curve_server_key=server_pub, curve_keys=(robot_pub, robot_sec))
-        assert hello["protocol"] == 1
+        assert hello["protocol"] == 2  # the client speaks version 2 by default
         with NgpClient(endpoint, timeout_s=1, curve_server_key=server_pub) as stranger:  # fresh, unknown key pair
             with pytest.raises(TimeoutError):
                 stranger.hello()

@@ -1,4 +1,8 @@
-"""The ZeroMQ bridge over real loopback sockets: every message type, concurrent frames, hostile input."""
+"""The ZeroMQ bridge over real loopback sockets: every message type, concurrent frames, hostile input.
+
+Everything here speaks protocol version 1 (``NgpClient(protocol=1)``, ``v: 1`` headers): the version-1 client test
+that must keep passing; ``test_protocol_v2.py`` covers version 2.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,16 @@ FOCAL = 0.5 * SIZE / math.tan(0.5 * CAMERA_ANGLE_X)
 INTR = P.CameraIntrinsics(width=SIZE, height=SIZE, fx=FOCAL, fy=FOCAL, cx=SIZE / 2, cy=SIZE / 2)
 
 
+def _client(endpoint: str, **kw) -> NgpClient:
+    """A client that speaks protocol version 1."""
+    return NgpClient(endpoint, protocol=1, **kw)
+
+
+def _request(kind: str, seq: int, **fields) -> dict:
+    """A version-1 request header."""
+    return P.make_request(kind, seq, v=1, **fields)
+
+
 def _wait(pred, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while not pred():
@@ -43,7 +57,7 @@ def _server(**kw) -> NgpServer:
 def trained_server():
     """A server with a live sphere NeRF that trains in the background."""
     srv = _server()
-    with NgpClient(srv.endpoint, timeout_s=30) as c:
+    with _client(srv.endpoint, timeout_s=30) as c:
         c.configure(config=TINY, capacity=32, min_frames=4)
         for i, pos in enumerate(camera_positions(16, 3.0, 0)):
             m = look_at_nerf(pos)
@@ -55,7 +69,7 @@ def trained_server():
 
 @pytest.fixture()
 def client(trained_server):
-    with NgpClient(trained_server.endpoint, timeout_s=30) as c:
+    with _client(trained_server.endpoint, timeout_s=30) as c:
         yield c
 
 
@@ -118,7 +132,7 @@ def test_every_message_type_round_trips(client, trained_server, tmp_path):
 
 
 def test_renders_are_answered_while_training(trained_server):
-    with NgpClient(trained_server.endpoint, timeout_s=30) as c:
+    with _client(trained_server.endpoint, timeout_s=30) as c:
         if c.status()["frame_count"] == 0:  # the round-trip test loaded a snapshot: give it frames again
             for pos in camera_positions(8, 3.0, 2):
                 m = look_at_nerf(pos)
@@ -139,13 +153,13 @@ def test_renders_are_answered_while_training(trained_server):
 def test_1000_frames_from_4_clients_none_lost():
     srv = _server()
     try:
-        with NgpClient(srv.endpoint, timeout_s=30) as c:
+        with _client(srv.endpoint, timeout_s=30) as c:
             c.configure(config=TINY, capacity=2000, min_frames=2000)  # never trains: frames only
         results: dict[int, tuple[list[int], int]] = {}
 
         def run(k: int) -> None:
             rng = np.random.default_rng(k)
-            with NgpClient(srv.endpoint, timeout_s=30) as c:
+            with _client(srv.endpoint, timeout_s=30) as c:
                 c.hello()
                 acked, pushed = [], 0
                 for i in range(250):
@@ -168,7 +182,7 @@ def test_1000_frames_from_4_clients_none_lost():
         acked = [i for a, _ in results.values() for i in a]
         pushed = sum(p for _, p in results.values())
         assert len(acked) == 500 and len(set(acked)) == 500  # every acked frame got its own index
-        with NgpClient(srv.endpoint, timeout_s=30) as c:
+        with _client(srv.endpoint, timeout_s=30) as c:
             _wait(lambda: c.status()["frame_count"] == 500 + pushed, 20, "all frames counted")
             st = c.status()
         assert st["frames_pushed"] == pushed and st["frames_rejected"] == 0 and pushed > 0
@@ -186,7 +200,7 @@ def _zmtp_partial_message(endpoint: str) -> None:
         prop = b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
         body = b"\x05READY" + prop
         s.sendall(b"\x04" + bytes([len(body)]) + body)
-        header = msgpack.packb(P.make_request("hello", 5))
+        header = msgpack.packb(_request("hello", 5))
         s.sendall(b"\x00" + bytes([len(header)]) + header[: len(header) // 2])  # half a frame, then hang up
         time.sleep(0.1)
 
@@ -206,32 +220,34 @@ def test_hostile_input_gets_typed_errors_and_the_server_keeps_serving(tmp_path):
             return h["code"], h["seq"]
 
         pack = msgpack.packb
-        assert err([pack(P.make_request("render", 1, width=4, height=4, intrinsics=intr, pose=pose))]) == (
+        assert err([pack(_request("render", 1, width=4, height=4, intrinsics=intr, pose=pose))]) == (
             "no_session", 1)
         assert err([b"\xc1not msgpack"]) == ("bad_header", None)
-        assert err([pack({**P.make_request("hello", 2), "type": "frobnicate"})]) == ("unknown_type", 2)
-        assert err([pack({**P.make_request("hello", 3), "v": 2})]) == ("bad_version", 3)
-        with NgpClient(srv.endpoint, timeout_s=30) as c:
+        assert err([pack({**_request("hello", 2), "type": "frobnicate"})]) == ("unknown_type", 2)
+        assert err([pack({**_request("hello", 3), "v": 3})]) == ("bad_version", 3)
+        with _client(srv.endpoint, timeout_s=30) as c:
             c.configure(config=TINY, capacity=1000, min_frames=1000)
-        add = P.make_request("add_frame", 4, image=image, intrinsics=intr, pose=pose)
+        add = _request("add_frame", 4, image=image, intrinsics=intr, pose=pose)
         assert err([pack(add)]) == ("payload_mismatch", 4)  # truncated multipart: the payload frame is missing
         assert err([pack(add), b"\x00" * 11]) == ("payload_mismatch", 4)  # 11 bytes, 2x2 rgb8 needs 12
         nan_pose = {"matrix": [math.nan] + pose["matrix"][1:], "convention": "opengl"}
         assert err([pack({**add, "pose": nan_pose}), b"\x00" * 12]) == ("bad_pose", 4)
         assert err([pack({**add, "intrinsic": intr}), b"\x00" * 12]) == ("bad_field", 4)
-        assert err([pack(P.make_request("load", 6, path=str(tmp_path / "missing.ingp")))]) == ("io_error", 6)
+        assert err([pack(_request("load", 6, path=str(tmp_path / "missing.ingp")))]) == ("io_error", 6)
         # an internal failure is reported and the server goes on
         original = srv.handlers.table["status"]
         srv.handlers.table["status"] = lambda req: 1 / 0
         try:
-            assert err([pack(P.make_request("status", 7))]) == ("internal", 7)
+            assert err([pack(_request("status", 7))]) == ("internal", 7)
         finally:
             srv.handlers.table["status"] = original
-        # a 100 MB message: ZeroMQ drops it (MAXMSGSIZE) and the connection; the next client is served
+        # a 100 MB message (over max_message_bytes, each frame within max_zmq_frame_bytes) is answered too_large
+        assert err([pack(_request("hello", 8)), b"\x00" * (100 * 2**20)]) == ("too_large", 8)
+        # a 130 MB frame: ZeroMQ drops it (MAXMSGSIZE) and the connection; the next client is served
         big = ctx.socket(zmq.DEALER)
         big.linger = 0
         big.connect(srv.endpoint)
-        big.send_multipart([pack(P.make_request("hello", 8)), b"\x00" * (100 * 2**20)])
+        big.send_multipart([pack(_request("hello", 8)), b"\x00" * (130 * 2**20)])
         assert not big.poll(1500)
         big.close(0)
         _zmtp_partial_message(srv.endpoint)
@@ -239,9 +255,9 @@ def test_hostile_input_gets_typed_errors_and_the_server_keeps_serving(tmp_path):
         push = ctx.socket(zmq.PUSH)
         push.linger = 0
         push.connect(srv.frames_endpoint)
-        push.send_multipart([pack(P.make_request("status", 9))])
+        push.send_multipart([pack(_request("status", 9))])
         push.send_multipart([b"junk"])
-        with NgpClient(srv.endpoint, timeout_s=30) as c:
+        with _client(srv.endpoint, timeout_s=30) as c:
             assert c.hello()["protocol"] == 1
             _wait(lambda: c.status()["frames_rejected"] == 2, 10, "pushed junk rejected")
             st = c.status()
@@ -250,7 +266,7 @@ def test_hostile_input_gets_typed_errors_and_the_server_keeps_serving(tmp_path):
                 c.render(np.diag([1.0, 1.0, 1.0, 2.0]), INTR)
         push.close(0)
         raw.close(0)
-        assert _roundtrip(_raw_dealer(ctx, srv.endpoint), [pack(P.make_request("hello", 10))])["type"] == "hello_ok"
+        assert _roundtrip(_raw_dealer(ctx, srv.endpoint), [pack(_request("hello", 10))])["type"] == "hello_ok"
     finally:
         ctx.destroy(0)
         srv.stop()
@@ -262,9 +278,9 @@ def test_curve_allow_list():
     bad_keys = zmq.curve_keypair()
     srv = _server(curve_keys=(server_pub, server_sec), allow=[good_pub])
     try:
-        with NgpClient(srv.endpoint, timeout_s=5, curve_server_key=server_pub, curve_keys=(good_pub, good_sec)) as c:
+        with _client(srv.endpoint, timeout_s=5, curve_server_key=server_pub, curve_keys=(good_pub, good_sec)) as c:
             assert c.hello()["protocol"] == 1
-        with NgpClient(srv.endpoint, timeout_s=1, curve_server_key=server_pub, curve_keys=bad_keys) as c:
+        with _client(srv.endpoint, timeout_s=1, curve_server_key=server_pub, curve_keys=bad_keys) as c:
             with pytest.raises(TimeoutError):
                 c.hello()
     finally:
@@ -319,7 +335,7 @@ def test_status_is_answered_while_a_slow_render_runs_and_a_full_queue_says_busy(
     results: dict[str, object] = {}
 
     def render(key: str) -> None:
-        with NgpClient(srv.endpoint, timeout_s=30) as c:
+        with _client(srv.endpoint, timeout_s=30) as c:
             try:
                 results[key] = c.render(np.eye(4), INTR)
             except P.ProtocolError as e:
@@ -332,7 +348,7 @@ def test_status_is_answered_while_a_slow_render_runs_and_a_full_queue_says_busy(
         second = threading.Thread(target=render, args=("second",))
         second.start()  # waits in the queue (max_pending_renders=1)
         time.sleep(0.2)
-        with NgpClient(srv.endpoint, timeout_s=30) as c:
+        with _client(srv.endpoint, timeout_s=30) as c:
             t = time.monotonic()
             assert c.status()["state"] == "training"
             assert time.monotonic() - t < 0.5  # not stuck behind 1.5 s renders
