@@ -54,3 +54,24 @@ def run_torch_reference(script: str, args: list[str]) -> dict | None:
               file=sys.stderr)
         return None
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def train_for(step: Callable[[], object], seconds: float, desc: str) -> int:
+    """Call ``step`` until ``seconds`` of wall time have passed, with a progress bar on stderr; Ctrl-C ends it
+    early (said on stderr). Returns the number of calls."""
+    from ngp_sdk.core.progress import progress_bar
+
+    n, t0, last = 0, time.perf_counter(), 0.0
+    bar = progress_bar(seconds=seconds, desc=desc)
+    try:
+        while (now := time.perf_counter() - t0) < seconds:
+            step()
+            n += 1
+            if now - last >= 1.0:
+                bar.update(now - last)
+                last = now
+    except KeyboardInterrupt:
+        print(f"{desc}: interrupted after {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    finally:
+        bar.close()
+    return n

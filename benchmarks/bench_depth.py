@@ -25,7 +25,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -34,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks._timing import train_for  # noqa: E402
+
 
 def run(data: Path, weight: float, args) -> dict:
-    from ngp_sdk.core.progress import progress_bar
     from ngp_sdk.nerf.config import NerfConfig
     from ngp_sdk.nerf.data import load_nerf_dataset
     from ngp_sdk.nerf.task import NerfTask
@@ -46,20 +46,7 @@ def run(data: Path, weight: float, args) -> dict:
     task = NerfTask(NerfConfig.from_dict({"training": {"depth_supervision_lambda": weight, "seed": args.seed}}),
                     train)
     task.warmup()
-    desc = "depth" if weight else "rgb"
-    bar = progress_bar(seconds=args.seconds, desc=desc)
-    steps, t0, last = 0, time.perf_counter(), 0.0
-    try:
-        while (now := time.perf_counter() - t0) < args.seconds:
-            task.step()
-            steps += 1
-            if now - last >= 1.0:
-                bar.update(now - last)
-                last = now
-    except KeyboardInterrupt:
-        print(f"{desc}: interrupted", file=sys.stderr)
-    finally:
-        bar.close()
+    steps = train_for(task.step, args.seconds, "depth" if weight else "rgb")
     m = task.evaluate(val)
     errs = []
     for i in range(len(val)):

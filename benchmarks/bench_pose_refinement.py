@@ -41,26 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks._timing import train_for  # noqa: E402
+
 LEGO = ROOT.parent / "shared" / "data" / "nerf" / "lego"
-
-
-def _train(step, seconds: float, desc: str) -> int:
-    from ngp_sdk.core.progress import progress_bar
-
-    n, t0, last = 0, time.perf_counter(), 0.0
-    bar = progress_bar(seconds=seconds, desc=desc)
-    try:
-        while (now := time.perf_counter() - t0) < seconds:
-            step()
-            n += 1
-            if now - last >= 1.0:
-                bar.update(now - last)
-                last = now
-    except KeyboardInterrupt:
-        print(f"{desc}: interrupted after {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    finally:
-        bar.close()
-    return n
 
 
 def _errors(poses, truth) -> dict:
@@ -92,7 +75,7 @@ def run_offline(mode: str, train, noisy_ds, val, args) -> dict:
     cfg = NerfConfig.from_dict({"training": {"optimize_extrinsics": mode == "refined", "seed": args.seed}})
     task = NerfTask(cfg, ds)
     task.warmup()
-    steps = _train(task.step, args.seconds, mode)
+    steps = train_for(task.step, args.seconds, mode)
     poses = task.training_poses()
     res = {"steps": steps, "errors": _errors(poses, train.nerf_poses)}
     res.update(_evaluate(task, val, args.eval_images, poses if mode == "refined" else None, train.nerf_poses))
@@ -122,7 +105,7 @@ def run_live(train, noisy_ds, val, args) -> dict:
         for i in range(n):
             c.add_frame(noisy_ds.images[i], noisy_ds.nerf_poses[i], noisy_ds.intrinsics[i], pose_noisy=True)
         send_s = time.perf_counter() - t0
-        _train(lambda: time.sleep(0.5), args.seconds, "live")
+        train_for(lambda: time.sleep(0.5), args.seconds, "live")
         status = c.status()
         snap = str(Path(tmp) / "live.ingp")
         c.save(snap)

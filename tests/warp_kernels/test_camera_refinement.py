@@ -66,20 +66,26 @@ def test_gradients_match_reference():
     np.testing.assert_allclose(out.numpy(), expect + first2, rtol=1e-5, atol=1e-5)
 
 
-def _loss_of_correction(base, corr, pixel_xy, cams, t, quad, lin):
-    """float64 loss sum_i f(o + t_i d) through the reference corrections, for finite differences."""
-    poses = ref.apply_pose_corrections_ref(base, corr)
+def _quadratic_loss(poses, params, focal_scales, pixel_xy, cams, t, quad, lin) -> float:
+    """float64 ``sum_i f(o + t_i d)`` (f quadratic) over pinhole rays of ``poses`` ``[n, 3, 4]`` with ``(fx, fy)``
+    scaled by ``exp(focal_scales)``: the reference loss of the finite differences."""
     total = 0.0
-    params = np.array([[50.0, 52.0, 32.0, 30.0]] * len(base))
     for r, (px, py) in enumerate(pixel_xy):
         c = cams[r]
-        dc = np.array([(px - params[c, 2]) / params[c, 0], (py - params[c, 3]) / params[c, 1], 1.0])
+        f = np.exp(focal_scales[c])
+        dc = np.array([(px - params[c, 2]) / (params[c, 0] * f), (py - params[c, 3]) / (params[c, 1] * f), 1.0])
         d = poses[c, :, :3] @ dc
         d /= np.linalg.norm(d)
         for ti in t[r]:
             p = poses[c, :, 3] + ti * d
             total += lin @ p + 0.5 * p @ quad @ p
     return total
+
+
+def _loss_of_correction(base, corr, pixel_xy, cams, t, quad, lin):
+    params = np.array([[50.0, 52.0, 32.0, 30.0]] * len(base))
+    return _quadratic_loss(ref.apply_pose_corrections_ref(base, corr), params, np.zeros(len(base)), pixel_xy, cams,
+                           t, quad, lin)
 
 
 @pytest.mark.parametrize("nonzero", [False, True])
@@ -135,20 +141,6 @@ def test_bad_shapes_are_refused():
                                     _f32(np.ones(1), wp.int32), wp.zeros((1, 6), dtype=wp.float32, device=DEV))
 
 
-def _loss_of_focal(base, scales, pixel_xy, cams, t, quad, lin, params):
-    total = 0.0
-    for r, (px, py) in enumerate(pixel_xy):
-        c = cams[r]
-        f = np.exp(scales[c])
-        dc = np.array([(px - params[c, 2]) / (params[c, 0] * f), (py - params[c, 3]) / (params[c, 1] * f), 1.0])
-        d = base[c, :, :3] @ dc
-        d /= np.linalg.norm(d)
-        for ti in t[r]:
-            p = base[c, :, 3] + ti * d
-            total += lin @ p + 0.5 * p @ quad @ p
-    return total
-
-
 @pytest.mark.parametrize("shared", [False, True])
 def test_focal_gradient_by_finite_differences(shared):
     rng = np.random.default_rng(7)
@@ -186,6 +178,6 @@ def test_focal_gradient_by_finite_differences(shared):
                 sc += sgn * eps
             else:
                 sc[j] += sgn * eps
-            vals.append(_loss_of_focal(base, sc, pixel_xy, cams, t, quad, lin, params))
+            vals.append(_quadratic_loss(base, params, sc, pixel_xy, cams, t, quad, lin))
         fd.append((vals[0] - vals[1]) / (2 * eps))
     np.testing.assert_allclose(fgrads.numpy(), fd, rtol=2e-3, atol=2e-3 * np.abs(fd).max())
