@@ -85,19 +85,13 @@ def run_offline(mode: str, train, noisy_ds, val, args) -> dict:
 
 
 def run_live(train, noisy_ds, val, args) -> dict:
-    import warp as wp
-
     from bridges.client import NgpClient
     from bridges.server import NgpServer
-    from ngp_sdk.core.cameras import ngp_to_nerf_matrix
     from ngp_sdk.core.session import Session
-    from ngp_sdk.core.snapshot import read_snapshot
-    from warp_kernels.camera_refinement import apply_pose_corrections
 
     srv = NgpServer(bind="tcp://127.0.0.1:0", frames_bind=None, views_bind=None).start()
-    endpoint = srv.endpoint
     n = len(noisy_ds)
-    with NgpClient(endpoint, timeout_s=300) as c, tempfile.TemporaryDirectory() as tmp:
+    with NgpClient(srv.endpoint, timeout_s=300) as c, tempfile.TemporaryDirectory() as tmp:
         c.wait_for_server(120)
         c.configure(config={"training": {"seed": args.seed}}, aabb_scale=noisy_ds.aabb_scale, scale=noisy_ds.scale,
                     offset=noisy_ds.offset, capacity=n, min_frames=n)
@@ -110,17 +104,12 @@ def run_live(train, noisy_ds, val, args) -> dict:
         snap = str(Path(tmp) / "live.ingp")
         c.save(snap)
         srv.stop()
-        state = read_snapshot(snap)["state"]
-        session = Session.load(snap)
-    corr = np.asarray(state["camera_refinement"]["corrections"], np.float32)[:n]
-    base = np.asarray(state["scene"]["poses"], np.float32)[:n]
-    refined_internal = apply_pose_corrections(wp.array(base, dtype=wp.float32, device="cpu"),
-                                              wp.array(corr, dtype=wp.float32, device="cpu")).numpy()
-    refined = ngp_to_nerf_matrix(refined_internal.astype(np.float64), noisy_ds.scale, noisy_ds.offset)
-    refined = np.concatenate([refined, np.broadcast_to([0.0, 0.0, 0.0, 1.0], (n, 1, 4))], axis=1)
+        # the frames again (a live snapshot keeps cameras, not pixels): the snapshot's corrections apply to them
+        task = Session.load(snap, dataset=noisy_ds).task
+    refined = task.training_poses()
     res = {"steps": int(status.get("step", 0)), "frames_sent_s": round(send_s, 2),
            "errors": _errors(refined, train.nerf_poses)}
-    res.update(_evaluate(session.task, val, args.eval_images, refined, train.nerf_poses))
+    res.update(_evaluate(task, val, args.eval_images, refined, train.nerf_poses))
     return res
 
 

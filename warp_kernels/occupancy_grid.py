@@ -66,6 +66,7 @@ __all__ = [
     "compute_occupancy_bitfield",
     "refresh_occupancy_grid",
     "mark_untrained_cells",
+    "grid_cell_indices",
 ]
 
 #: Cells per side of one cascade.
@@ -380,6 +381,19 @@ def _bitfield_max_pool_kernel(offset: int, level: int, bitfield: wp.array(dtype=
     bitfield[dst] = wp.uint8(int(bitfield[dst]) | bits)
 
 
+@wp.kernel
+def _cell_indices_kernel(offset: int, positions: wp.array2d(dtype=float), max_cascade: int,
+                         out: wp.array(dtype=wp.int32)):
+    i = wp.tid() + offset
+    pos = wp.vec3(positions[i, 0], positions[i, 1], positions[i, 2])
+    mip = mip_from_pos(pos, max_cascade)
+    idx = cascaded_grid_idx_at(pos, mip)
+    if idx < 0:
+        out[i] = -1
+    else:
+        out[i] = mip * _N_CELLS + idx
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Launch functions
 # ----------------------------------------------------------------------------------------------------------
@@ -405,6 +419,30 @@ def _check_bitfield(bitfield: wp.array, n_cascades: int, device: wp.context.Devi
 
 def _u32(v: int) -> int:
     return int(v) & 0xFFFFFFFF
+
+
+def grid_cell_indices(positions: wp.array, *, n_cascades: int, out: wp.array | None = None,
+                      device: wp.context.Devicelike = None) -> wp.array:
+    """Global cell index (``cascade * 128**3 + morton``) of the finest cascade holding each position, -1 outside
+    every cascade (or NaN).
+
+    Args:
+        positions: float32 ``[n, 3]`` internal-space positions.
+        n_cascades: number of cascades K.
+        out: optional int32 ``[n]`` output.
+        device: ``None`` = the arrays' device.
+    """
+    dev = common_device([positions, out], device)
+    _check_n_cascades(n_cascades)
+    check_array(positions, "positions", dtype=wp.float32, shape=(None, 3), device=dev)
+    n = positions.shape[0]
+    if out is None:
+        out = wp.empty(n, dtype=wp.int32, device=dev)
+    else:
+        check_array(out, "out", dtype=wp.int32, shape=(n,), device=dev)
+    if n:
+        launch_split(_cell_indices_kernel, n, [positions, int(n_cascades) - 1, out], dev)
+    return out
 
 
 def create_density_grid(n_cascades: int, *, device: wp.context.Devicelike = None) -> wp.array:

@@ -290,14 +290,13 @@ class LiveNerfTask(NerfTask, LiveTask):
             self._upload_depth(f)
             if f.refine and self.refiner is None:
                 self._enable_refiner(np.zeros(self.capacity, bool))
-            if self.refiner is not None:  # its base and corrected poses; the correction starts over
+            if self.refiner is not None:  # its base pose too (_cams[0] is its corrected poses); correction reset
                 self.refiner.set_camera(f.slot, f.pose, f.refine)
             for arr, val, dtype in ((self._sizes, np.array(f.size, np.int32), wp.int32),
+                                    (self._cams[0], f.pose.reshape(-1), wp.float32),
                                     (self._cams[1], params.reshape(-1), wp.float32),
                                     (self._cams[2], dist.reshape(-1), wp.float32),
-                                    (self._cams[3], model.astype(np.int32).reshape(-1), wp.int32),
-                                    *(((self._cams[0], f.pose.reshape(-1), wp.float32),) if self.refiner is None
-                                      else ())):
+                                    (self._cams[3], model.astype(np.int32).reshape(-1), wp.int32)):
                 stride = val.size
                 wp.copy(arr, wp.array(val.astype(np.float32 if dtype == wp.float32 else np.int32), dtype=dtype,
                                       device=self.device), dest_offset=f.slot * stride, count=stride)

@@ -16,10 +16,10 @@ from ngp_sdk.core.fields import load_flat
 from warp_kernels.occupancy_grid import (
     MIN_CONE_STEPSIZE,
     NERF_GRID_N_CELLS,
-    NERF_GRIDSIZE,
     NERF_MIN_OPTICAL_THICKNESS,
     create_bitfield,
     create_density_grid,
+    grid_cell_indices,
     mark_untrained_cells,
     refresh_occupancy_grid,
     update_occupancy_grid,
@@ -82,20 +82,9 @@ class OccupancyGrid:
         camera) as dense: their grid value becomes at least ``optical_thickness`` (100x the occupancy threshold
         by default, so they survive ~90 decays without the network's confirmation) and their bits are set.
         Cells masked as never seen stay masked. Returns the number of distinct cells seeded."""
-        p = np.asarray(points, np.float64).reshape(-1, 3)
-        p = p[np.isfinite(p).all(axis=1)]
-        d = np.abs(p - 0.5).max(axis=1)
-        mip = np.zeros(len(p), np.int64)
-        for k in range(1, self.n_cascades):  # finest cascade containing the point (mip_from_pos)
-            mip += d >= 0.5 * 2.0 ** (k - 1)
-        g = np.floor(((p - 0.5) / (2.0 ** mip)[:, None] + 0.5) * NERF_GRIDSIZE).astype(np.int64)
-        inside = ((g >= 0) & (g < NERF_GRIDSIZE)).all(axis=1)
-        g, mip = g[inside], mip[inside]
-        morton = np.zeros(len(g), np.int64)
-        for b in range(7):
-            for axis in range(3):
-                morton |= ((g[:, axis] >> b) & 1) << (3 * b + axis)
-        cells = np.unique(mip * NERF_GRID_N_CELLS + morton).astype(np.int32)
+        p = wp.array(np.asarray(points, np.float32).reshape(-1, 3), dtype=wp.float32, device=self.device)
+        idx = grid_cell_indices(p, n_cascades=self.n_cascades).numpy()
+        cells = np.unique(idx[idx >= 0]).astype(np.int32)
         if cells.size:
             sigma = np.full(cells.size, optical_thickness / MIN_CONE_STEPSIZE, np.float32)
             update_occupancy_grid(self.density_grid, wp.array(cells, dtype=wp.int32, device=self.device),

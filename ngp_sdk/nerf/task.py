@@ -158,7 +158,7 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
             xy = wp.array(np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1).astype(np.float32), device=self.device)
             cams = wp.full(xy.shape[0], int(c), dtype=wp.int32, device=self.device)
             o, d = generate_rays(*self._cams, cams, xy)
-            t = gather_depth_targets(self._depths[: sizes.shape[0]], self._sizes, xy, cams, self._cams[0], d,
+            t = gather_depth_targets(self._depths, self._sizes, xy, cams, self._cams[0], d,
                                      depth_scale=self.scene.scale).numpy()
             keep = t > 0
             points.append(o.numpy()[keep] + t[keep, None] * d.numpy()[keep])
@@ -270,7 +270,7 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
                                  random_background=t.random_background, pixel_xy=b["xy"], cam_index=b["cam"],
                                  targets=b["target"], backgrounds=b["bg"])
             generate_rays(*self._cams, b["cam"], b["xy"], origins=b["origins"], directions=b["dirs"])
-            depth_on = self._depths is not None and t.depth_supervision_lambda > 0
+            depth_on = self._depths is not None  # depth rows are kept only with depth_supervision_lambda > 0
             if depth_on:
                 gather_depth_targets(self._depths[: sizes.shape[0]], sizes, b["xy"], b["cam"], self._cams[0],
                                      b["dirs"], depth_scale=self.scene.scale, out=b["tdepth"])

@@ -17,6 +17,7 @@ from warp_kernels.occupancy_grid import (
     create_density_grid,
     generate_all_cell_samples,
     generate_grid_samples,
+    grid_cell_indices,
     grid_occupied_at,
     grid_update_sample_counts,
     mip_from_dt,
@@ -324,3 +325,14 @@ def test_mark_untrained_cells_matches_reference(device):
     mismatch = np.mean((got < 0) != (want < 0))
     assert mismatch < 1e-4, mismatch  # float32 vs float64 only flips cells exactly on a frustum boundary
     np.testing.assert_array_equal(got[got >= 0], 0.25)
+
+
+def test_grid_cell_indices_match_reference():
+    rng = np.random.default_rng(21)
+    pos = np.concatenate([rng.uniform(-1.6, 2.6, (2000, 3)), [[np.nan, 0.5, 0.5], [9.0, 0.5, 0.5]]]).astype(np.float32)
+    got = grid_cell_indices(wp.array(pos, device="cpu"), n_cascades=3).numpy()
+    mips = ref.mip_from_pos(pos, 2)
+    idx = ref.cascaded_grid_idx_at(pos, mips, dtype=np.float32)
+    expect = np.where(idx >= 0, mips * NERF_GRID_N_CELLS + idx, -1)
+    np.testing.assert_array_equal(got, expect)
+    assert got[-2] == -1 and got[-1] == -1 and (got[:-2] >= 0).mean() > 0.5
