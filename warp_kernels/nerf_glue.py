@@ -10,6 +10,8 @@ encoders and MLPs:
   copied into columns ``[0, 16)`` of the colour-network input (the SH coefficients go to ``[16, 32)``);
 * :func:`density_outputs_grad`: ``dL/draw = dL/dcolour_input[:, :16]`` plus, on channel 0,
   ``dL/dsigma * exp(clamp(raw_0, -15, 15))``; the SH part of the colour-input gradient is dropped;
+* :func:`weight_columns`: ``values[:, j] *= weights[j]`` in place - BARF's coarse-to-fine weights of the
+  hash-grid levels, applied to the encoded features (forward) and to their gradient (backward);
 
 The colour network runs only on the samples a ray still sees (transmittance on arrival >= the
 early-termination threshold), compacted with :mod:`warp_kernels.compaction` (instant-ngp compacts its training
@@ -34,6 +36,7 @@ __all__ = [
     "positions_to_unit_cube",
     "density_outputs_to_sigma",
     "density_outputs_grad",
+    "weight_columns",
 ]
 
 #: |raw log-density| bound of the density derivative, and upper bound of the forward (instant-ngp: 15).
@@ -85,6 +88,13 @@ def _grad_kernel(
     grad_raw[i, 0] = grad_color_input[i, 0] + grad_sigma[i] * d
     for j in range(1, raw.shape[1]):
         grad_raw[i, j] = grad_color_input[i, j]
+
+
+@wp.kernel
+def _weight_columns_kernel(offset: int, values: wp.array2d(dtype=float), weights: wp.array(dtype=float)):
+    i = wp.tid() + offset
+    for j in range(values.shape[1]):
+        values[i, j] = values[i, j] * weights[j]
 
 
 def _aabb(aabb) -> tuple[wp.vec3, wp.vec3]:
@@ -196,3 +206,21 @@ def density_outputs_grad(
         check_array(out, "out", dtype=wp.float32, shape=(n, d), device=dev)
     launch_split(_grad_kernel, n, [grad_color_input, grad_sigma, raw, out], dev)
     return out
+
+
+def weight_columns(values: wp.array, weights: wp.array, *, device: wp.context.Devicelike = None) -> wp.array:
+    """Multiply every column of ``values`` by its weight, in place.
+
+    Args:
+        values: float32 ``[S, C]`` (e.g. encoded hash-grid features, or dL/d of them).
+        weights: float32 ``[C]`` per-column factors.
+        device: launch device; ``None`` = the arrays' device.
+
+    Returns:
+        ``values`` (``values[i, j] *= weights[j]``).
+    """
+    dev = common_device([values, weights], device)
+    check_array(values, "values", dtype=wp.float32, shape=(None, None), device=dev)
+    check_array(weights, "weights", dtype=wp.float32, shape=(values.shape[1],), device=dev)
+    launch_split(_weight_columns_kernel, values.shape[0], [values, weights], dev)
+    return values

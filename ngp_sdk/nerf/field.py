@@ -24,7 +24,12 @@ from ngp_sdk.core.fields import HashGrid, Mlp, ParamGroup, ParamsState
 from ngp_sdk.core.profiling import PhaseTimer
 from ngp_sdk.nerf.config import NerfConfig
 from warp_kernels.compaction import gather_rows, scatter_rows
-from warp_kernels.nerf_glue import density_outputs_grad, density_outputs_to_sigma, positions_to_unit_cube
+from warp_kernels.nerf_glue import (
+    density_outputs_grad,
+    density_outputs_to_sigma,
+    positions_to_unit_cube,
+    weight_columns,
+)
 from warp_kernels.sh_encoding import SH_N_COEFFS, sh_encode
 
 __all__ = ["NerfField", "DENSITY_OUTPUTS"]
@@ -97,6 +102,29 @@ class NerfField(ParamsState):
         self._saved: dict[str, wp.array] | None = None
         self._infer_raw: dict[str, wp.array] | None = None  # buffers of the last inference pass (phase 1)
         self._row_pass = False  # that pass was begun by begin_density_rows
+        self._level_weights: wp.array | None = None  # per-column weights of the encoded features (None = 1)
+
+    def set_level_weights(self, weights: np.ndarray | None) -> None:
+        """Weigh the hash grid's levels (BARF's coarse-to-fine schedule): float ``[n_levels]`` in [0, 1], applied
+        to the encoded features of every pass (training and inference) and to their gradient; None = all 1."""
+        if weights is None or np.all(np.asarray(weights) >= 1.0):
+            self._level_weights = None
+            return
+        w = np.asarray(weights, np.float32).reshape(-1)
+        if w.shape[0] != self.config.encoding.n_levels or not np.all(np.isfinite(w)):
+            raise ConfigError(f"level weights must be {self.config.encoding.n_levels} finite numbers, got {w!r}")
+        cols = np.repeat(w, self.config.encoding.n_features_per_level)
+        if self._level_weights is None:
+            self._level_weights = wp.array(cols, dtype=wp.float32, device=self.device)
+        else:
+            self._level_weights.assign(cols)
+
+    @property
+    def level_weights(self) -> np.ndarray | None:
+        """The current level weights ``[n_levels]`` (None when every level counts fully)."""
+        if self._level_weights is None:
+            return None
+        return self._level_weights.numpy()[:: self.config.encoding.n_features_per_level].copy()
 
     def param_groups(self) -> list[ParamGroup]:
         return self.grid.param_groups() + self.density_mlp.param_groups() + self.color_mlp.param_groups()
@@ -117,6 +145,8 @@ class NerfField(ParamsState):
         with self.timer.phase("forward/encoding"):
             positions_to_unit_cube(positions, self.aabb, out=b["x"])
             self.grid.forward(b["x"], out=b["features"])
+            if self._level_weights is not None:
+                weight_columns(b["features"], self._level_weights)
         with self.timer.phase("forward/density_mlp"):
             raw = self.density_mlp.forward(b["features"])
             density_outputs_to_sigma(raw, sigma=b["sigma"])
@@ -169,6 +199,8 @@ class NerfField(ParamsState):
             density_outputs_grad(s["d_color_full"], grad_sigma, s["raw"], out=s["d_raw"])
             d_features = self.density_mlp.backward(s["d_raw"], need_input_grad=True)
         with self.timer.phase("backward/encoding"):
+            if self._level_weights is not None:
+                weight_columns(d_features, self._level_weights)
             self.grid.backward(s["x"], d_features)
         grad_x = None
         if position_grad:
@@ -273,6 +305,8 @@ class NerfField(ParamsState):
         b = self._infer.get(positions.shape[0]) if buffers is None else buffers
         positions_to_unit_cube(positions, self.aabb, out=b["x"])
         self.grid.forward(b["x"], params=params.get(self.grid.name), out=b["features"])
+        if self._level_weights is not None:
+            weight_columns(b["features"], self._level_weights)
         raw = self.density_mlp.forward(b["features"], params=params.get(self.density_mlp.name),
                                        workspace=self._infer_ws[0], keep_activations=False)
         return b, raw

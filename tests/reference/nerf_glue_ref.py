@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLAMP", "positions_to_unit_cube_ref", "density_outputs_to_sigma_ref", "density_outputs_grad_ref"]
+__all__ = ["CLAMP", "positions_to_unit_cube_ref", "density_outputs_to_sigma_ref", "density_outputs_grad_ref",
+           "weight_columns_ref"]
 
 CLAMP = 15.0
 
@@ -27,3 +28,8 @@ def density_outputs_grad_ref(grad_color_input, grad_sigma, raw) -> np.ndarray:
     out = np.array(np.asarray(grad_color_input, np.float64)[:, : raw.shape[1]])
     out[:, 0] += np.asarray(grad_sigma, np.float64) * np.exp(np.clip(raw[:, 0], -CLAMP, CLAMP))
     return out
+
+
+def weight_columns_ref(values, weights) -> np.ndarray:
+    """``values[:, j] * weights[j]``."""
+    return np.asarray(values, np.float64) * np.asarray(weights, np.float64)[None, :]

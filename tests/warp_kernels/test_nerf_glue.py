@@ -12,6 +12,7 @@ from warp_kernels.nerf_glue import (
     density_outputs_grad,
     density_outputs_to_sigma,
     positions_to_unit_cube,
+    weight_columns,
 )
 
 
@@ -59,3 +60,17 @@ def test_grad_split(device):
         density_outputs_grad(wp.zeros((5, 8), dtype=wp.float32, device=device),
                              wp.zeros(5, dtype=wp.float32, device=device),
                              wp.zeros((5, 16), dtype=wp.float32, device=device))
+
+
+def test_weight_columns(device):
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(3000, 32)).astype(np.float32)
+    w = rng.uniform(0, 1, 32).astype(np.float32)
+    w[:4], w[-4:] = 1.0, 0.0
+    vw = wp.array(v, device=device)
+    assert weight_columns(vw, wp.array(w, device=device)) is vw  # in place
+    got = vw.numpy()
+    np.testing.assert_allclose(got, ref.weight_columns_ref(v, w), rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(got[:, -4:], 0.0)
+    with pytest.raises(KernelArgumentError):
+        weight_columns(vw, wp.ones(16, dtype=wp.float32, device=device))

@@ -7,6 +7,7 @@ import pytest
 import warp as wp
 
 from ngp_sdk.core.config import HashGridConfig, NetworkConfig
+from ngp_sdk.core.errors import ConfigError
 from ngp_sdk.nerf.config import NerfConfig
 from ngp_sdk.nerf.field import NerfField
 from tests.reference.sh_encoding_ref import sh_encode_ref
@@ -166,3 +167,55 @@ def _heads(f: NerfField, feats: np.ndarray, dirs: wp.array) -> tuple[np.ndarray,
     sh = sh_encode(dirs).numpy()
     rgb = f.color_mlp.forward(wp.array(np.concatenate([raw.numpy(), sh], axis=1), device=dev)).numpy()
     return sigma.astype(np.float64), rgb.astype(np.float64)
+
+
+def test_level_weights(device):
+    f = _field(device)
+    pos, dirs, p, _ = _samples(50, 4, device)
+    lo, hi = f.aabb
+    feats = f.grid.forward(wp.array(((p - lo) / (hi - lo)).astype(np.float32), device=device)).numpy()
+    f.set_level_weights(np.array([1.0, 0.25]))
+    np.testing.assert_allclose(f.level_weights, [1.0, 0.25])
+    sig, rgb = f.infer(pos, dirs)
+    w = np.repeat([1.0, 0.25], 2).astype(np.float32)
+    s_ref, c_ref = _heads(f, feats * w, dirs)
+    np.testing.assert_allclose(sig.numpy(), s_ref, rtol=1e-5)
+    np.testing.assert_allclose(rgb.numpy(), c_ref, rtol=1e-5, atol=1e-6)
+    s_train, _ = f.forward(pos, dirs)  # training and inference agree under the weights
+    np.testing.assert_allclose(s_train.numpy(), sig.numpy(), rtol=1e-6)
+    # a level weighted 0 gets no gradient; all ones switches the weights off
+    f.set_level_weights(np.array([1.0, 0.0]))
+    f.forward(pos, dirs)
+    f.backward(wp.array(np.ones(50, np.float32), device=device), wp.array(np.ones((50, 3), np.float32), device=device))
+    g = f.grid.param_groups()[0].grads.numpy()
+    off = f.grid.layout.offsets * f.grid.layout.n_features_per_level
+    assert np.abs(g[off[0]:off[1]]).max() > 0 and np.all(g[off[1]:] == 0)
+    f.set_level_weights(np.ones(2))
+    assert f.level_weights is None
+    with pytest.raises(ConfigError):
+        f.set_level_weights(np.array([1.0, np.nan]))
+
+
+def test_level_weights_equal_a_scaled_table(device):
+    """The encoding is linear in its table, so weighing level 1 by 0.3 is the unweighted field with level 1's
+    entries scaled by 0.3: same outputs, same MLP gradients, and 0.3x the table gradient of that level."""
+    pos, dirs, _, _ = _samples(64, 2, device)
+    rng = np.random.default_rng(5)
+    ga = wp.array((rng.normal(size=64) * 0.05).astype(np.float32), device=device)
+    gb = wp.array(rng.normal(size=(64, 3)).astype(np.float32), device=device)
+    weighted, scaled = _field(device), _field(device)
+    weighted.set_level_weights(np.array([1.0, 0.3]))
+    off = scaled.grid.layout.offsets * scaled.grid.layout.n_features_per_level
+    table = scaled.grid.params.numpy()
+    table[off[1]:] *= 0.3
+    scaled.grid.params.assign(table)
+    outs = [f.forward(pos, dirs) for f in (weighted, scaled)]
+    for x, y in zip(*outs, strict=True):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-6, atol=1e-7)
+    for f in (weighted, scaled):
+        f.backward(ga, gb)
+    for g1, g2 in zip(weighted.param_groups(), scaled.param_groups(), strict=True):
+        want = g2.grads.numpy().copy()
+        if g1.name == weighted.grid.name:
+            want[off[1]:] *= 0.3
+        np.testing.assert_allclose(g1.grads.numpy(), want, rtol=1e-5, atol=1e-7, err_msg=g1.name)
