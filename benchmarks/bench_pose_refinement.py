@@ -72,7 +72,8 @@ def run_offline(mode: str, train, noisy_ds, val, args) -> dict:
     from ngp_sdk.nerf.task import NerfTask
 
     ds = train if mode == "clean" else noisy_ds
-    cfg = NerfConfig.from_dict({"training": {"optimize_extrinsics": mode == "refined", "seed": args.seed}})
+    cfg = NerfConfig.from_dict({"training": {**json.loads(args.training), "optimize_extrinsics": mode == "refined",
+                                             "seed": args.seed}})
     task = NerfTask(cfg, ds)
     task.warmup()
     steps = train_for(task.step, args.seconds, mode)
@@ -93,7 +94,8 @@ def run_live(train, noisy_ds, val, args) -> dict:
     n = len(noisy_ds)
     with NgpClient(srv.endpoint, timeout_s=300) as c, tempfile.TemporaryDirectory() as tmp:
         c.wait_for_server(120)
-        c.configure(config={"training": {"seed": args.seed}}, aabb_scale=noisy_ds.aabb_scale, scale=noisy_ds.scale,
+        c.configure(config={"training": {**json.loads(args.training), "seed": args.seed}},
+                    aabb_scale=noisy_ds.aabb_scale, scale=noisy_ds.scale,
                     offset=noisy_ds.offset, capacity=n, min_frames=n)
         t0 = time.perf_counter()
         for i in range(n):
@@ -123,6 +125,8 @@ def main() -> None:
     ap.add_argument("--translation", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--modes", default="clean,noisy,refined,live")
+    ap.add_argument("--training", default="{}",
+                    help='extra training config keys as JSON, e.g. \'{"extrinsic_pivot": "camera"}\'')
     ap.add_argument("--export", default=None, help="write the refined poses (refined mode) to this transforms.json")
     args = ap.parse_args()
 

@@ -17,6 +17,11 @@ the current one changes the loss by::
 - instant-ngp's approximation; exact at ``w = 0``). :func:`accumulate_camera_gradients` sums both over the
 samples of every ray into the ray's camera (atomics on CUDA; one CPU thread, so plain adds there).
 
+Two other parametrisations of the same correction (:func:`apply_pose_corrections` ``pivot`` / ``local``): the
+rotation turns about a fixed point ``p`` (``c' = p + exp([w]x) (c - p) + tau``), and ``w``, ``tau`` are given in
+the camera's axes (world ``R w``, ``R tau``). :func:`camera_gradients_to_parameters` turns the accumulated
+gradients into theirs: ``dL/dw += r x dL/dtau`` with ``r = exp([w]x) (c - p)``, then ``R^T`` on both.
+
 Focal length: a log-scale ``s`` multiplies ``fx`` and ``fy`` by ``exp(s)`` (:func:`apply_focal_corrections`).
 A pinhole ray through pixel ``(px, py)`` has the world direction ``d = v / |v|``, ``v = R ((px - cx) / fx,
 (py - cy) / fy, 1)``, so with ``g_d = sum_i t_i g_i``::
@@ -34,7 +39,7 @@ import warp as wp
 from .device import KernelArgumentError, check_array, common_device
 
 __all__ = ["apply_pose_corrections", "apply_focal_corrections", "accumulate_camera_gradients",
-           "POSE_CORRECTION_DIMS"]
+           "camera_gradients_to_parameters", "POSE_CORRECTION_DIMS"]
 
 #: Parameters of one camera's correction: axis-angle rotation (3), translation (3).
 POSE_CORRECTION_DIMS = 6
@@ -54,20 +59,67 @@ def _rotate(w: wp.vec3, v: wp.vec3) -> wp.vec3:
     return v * c + wp.cross(k, v) * s + k * (wp.dot(k, v) * (1.0 - c))
 
 
+@wp.func
+def _column(m: wp.array3d(dtype=wp.float32), c: int, j: int) -> wp.vec3:
+    return wp.vec3(m[c, 0, j], m[c, 1, j], m[c, 2, j])
+
+
+@wp.func
+def _to_world(m: wp.array3d(dtype=wp.float32), c: int, v: wp.vec3) -> wp.vec3:
+    """``R v`` with ``R`` the rotation of ``m[c]``."""
+    return _column(m, c, 0) * v[0] + _column(m, c, 1) * v[1] + _column(m, c, 2) * v[2]
+
+
 @wp.kernel
 def _apply_kernel(
     base: wp.array3d(dtype=wp.float32),
     corr: wp.array2d(dtype=wp.float32),
+    use_pivot: int,
+    pivot: wp.vec3,
+    local: int,
     out: wp.array3d(dtype=wp.float32),
 ):
     c = wp.tid()
     w = wp.vec3(corr[c, 0], corr[c, 1], corr[c, 2])
+    tau = wp.vec3(corr[c, 3], corr[c, 4], corr[c, 5])
+    if local != 0:
+        w = _to_world(base, c, w)
+        tau = _to_world(base, c, tau)
     for j in range(3):
-        col = _rotate(w, wp.vec3(base[c, 0, j], base[c, 1, j], base[c, 2, j]))
+        col = _rotate(w, _column(base, c, j))
         for r in range(3):
             out[c, r, j] = col[r]
+    centre = _column(base, c, 3)
+    if use_pivot != 0:
+        centre = pivot + _rotate(w, centre - pivot)
+    centre = centre + tau
     for r in range(3):
-        out[c, r, 3] = base[c, r, 3] + corr[c, 3 + r]
+        out[c, r, 3] = centre[r]
+
+
+@wp.kernel
+def _pivot_local_grad_kernel(
+    base: wp.array3d(dtype=wp.float32),
+    corr: wp.array2d(dtype=wp.float32),
+    use_pivot: int,
+    pivot: wp.vec3,
+    local: int,
+    grads: wp.array2d(dtype=wp.float32),
+):
+    c = wp.tid()
+    gw = wp.vec3(grads[c, 0], grads[c, 1], grads[c, 2])
+    gt = wp.vec3(grads[c, 3], grads[c, 4], grads[c, 5])
+    if use_pivot != 0:
+        w = wp.vec3(corr[c, 0], corr[c, 1], corr[c, 2])
+        if local != 0:
+            w = _to_world(base, c, w)
+        gw = gw + wp.cross(_rotate(w, _column(base, c, 3) - pivot), gt)
+    if local != 0:  # R^T g
+        gw = wp.vec3(wp.dot(_column(base, c, 0), gw), wp.dot(_column(base, c, 1), gw), wp.dot(_column(base, c, 2), gw))
+        gt = wp.vec3(wp.dot(_column(base, c, 0), gt), wp.dot(_column(base, c, 1), gt), wp.dot(_column(base, c, 2), gt))
+    for k in range(3):
+        grads[c, k] = gw[k]
+        grads[c, 3 + k] = gt[k]
 
 
 @wp.kernel
@@ -143,14 +195,29 @@ def _camera_grad_kernel(
         wp.atomic_add(focal_grads, k, wp.dot(g_v, dvw))
 
 
-def apply_pose_corrections(base: wp.array, corrections: wp.array, *, out: wp.array | None = None,
-                           device: wp.context.Devicelike = None) -> wp.array:
-    """Corrected camera-to-world matrices ``[exp([w]x) R | c + tau]``.
+def _pivot_args(pivot, local: bool) -> list:
+    if pivot is None:
+        return [0, wp.vec3(0.0, 0.0, 0.0), int(bool(local))]
+    try:
+        p = [float(v) for v in pivot]
+    except (TypeError, ValueError) as e:
+        raise KernelArgumentError(f"pivot must be 3 numbers, got {pivot!r}") from e
+    if len(p) != 3 or not all(abs(v) < float("inf") for v in p):
+        raise KernelArgumentError(f"pivot must be 3 finite numbers, got {pivot!r}")
+    return [1, wp.vec3(*p), int(bool(local))]
+
+
+def apply_pose_corrections(base: wp.array, corrections: wp.array, *, pivot=None, local: bool = False,
+                           out: wp.array | None = None, device: wp.context.Devicelike = None) -> wp.array:
+    """Corrected camera-to-world matrices ``[exp([w]x) R | p + exp([w]x) (c - p) + tau]``.
 
     Args:
-        base: float32 ``[n_cams, 3, 4]`` camera-to-world matrices (internal convention, as
+        base: float32 ``[n_cams, 3, 4]`` camera-to-world matrices ``[R | c]`` (internal convention, as
             :func:`warp_kernels.rays.generate_rays`).
         corrections: float32 ``[n_cams, 6]`` ``(w [rad], tau [world units])`` per camera.
+        pivot: the point ``p`` rotations turn about (3 floats, world units); None = each camera's own centre
+            (``c' = c + tau``, instant-ngp's convention).
+        local: ``w`` and ``tau`` are in the base camera's axes (``R w``, ``R tau`` in world axes).
         out: optional float32 ``[n_cams, 3, 4]`` output (may not alias ``base``).
         device: ``None`` = the arrays' device.
 
@@ -165,9 +232,39 @@ def apply_pose_corrections(base: wp.array, corrections: wp.array, *, out: wp.arr
         out = wp.empty((n, 3, 4), dtype=wp.float32, device=dev)
     else:
         check_array(out, "out", dtype=wp.float32, shape=(n, 3, 4), device=dev)
+    args = _pivot_args(pivot, local)
     if n:
-        wp.launch(_apply_kernel, dim=n, inputs=[base, corrections, out], device=dev)
+        wp.launch(_apply_kernel, dim=n, inputs=[base, corrections, *args, out], device=dev)
     return out
+
+
+def camera_gradients_to_parameters(cam_grads: wp.array, base: wp.array, corrections: wp.array, *, pivot=None,
+                                   local: bool = False, device: wp.context.Devicelike = None) -> wp.array:
+    """Turn accumulated camera gradients (world axes, rotation about the camera centre, as
+    :func:`accumulate_camera_gradients` gives them) into gradients of the corrections of
+    :func:`apply_pose_corrections` with ``pivot`` and ``local``, in place.
+
+    A left-multiplied rotation update ``e`` about ``p`` moves the centre by ``e x r``, ``r = exp([w]x) (c - p)``,
+    so ``dL/de = dL/dw_c + r x dL/dtau``; in camera axes both gradients are multiplied by ``R^T``.
+
+    Args:
+        cam_grads: float32 ``[n_cams, 6]`` ``(dL/dw, dL/dtau)``, converted in place.
+        base: float32 ``[n_cams, 3, 4]`` the poses the corrections apply to.
+        corrections: float32 ``[n_cams, 6]`` the current corrections.
+        pivot, local: as :func:`apply_pose_corrections`.
+
+    Returns:
+        ``cam_grads``.
+    """
+    dev = common_device([cam_grads, base, corrections], device)
+    check_array(base, "base", dtype=wp.float32, shape=(None, 3, 4), device=dev)
+    n = base.shape[0]
+    check_array(corrections, "corrections", dtype=wp.float32, shape=(n, POSE_CORRECTION_DIMS), device=dev)
+    check_array(cam_grads, "cam_grads", dtype=wp.float32, shape=(n, POSE_CORRECTION_DIMS), device=dev)
+    args = _pivot_args(pivot, local)
+    if n and (args[0] or args[2]):
+        wp.launch(_pivot_local_grad_kernel, dim=n, inputs=[base, corrections, *args, cam_grads], device=dev)
+    return cam_grads
 
 
 def apply_focal_corrections(base_params: wp.array, log_scale: wp.array, *, shared: bool = False,

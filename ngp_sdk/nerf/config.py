@@ -84,6 +84,14 @@ class NerfTrainingConfig:
         extrinsic_gradient_levels: hash-grid levels (coarsest first) the pose gradient flows through; 0 = all.
             The fine levels' gradients are high-frequency noise at the scale of a pose error (BARF's
             coarse-to-fine argument), and skipping them halves the cost.
+        extrinsic_pivot: what a camera's rotation correction turns about: ``"scene"`` (the NeRF origin, the usual
+            orbit centre, so a rotation orbits the scene) or ``"camera"`` (its own centre, instant-ngp).
+        extrinsic_local_axes: corrections in each camera's own axes instead of world axes.
+        coarse_to_fine_steps: while poses are refined, the field's hash-grid levels are enabled progressively
+            over this many steps (BARF's coarse-to-fine weights ``(1 - cos(pi * clamp(alpha - l, 0, 1))) / 2``,
+            ``alpha`` rising linearly from ``coarse_to_fine_start_levels`` to ``n_levels``), so the field cannot
+            absorb a pose error in its fine levels before the poses settle; 0 = every level from the start.
+        coarse_to_fine_start_levels: levels fully enabled at step 0 of that schedule.
         optimize_focal_length: also learn one focal-length factor shared by every training camera (offline
             tasks; instant-ngp's ``optimize_focal_length``).
         intrinsic_learning_rate: Adam step of the focal length's log-scale.
@@ -112,6 +120,10 @@ class NerfTrainingConfig:
     extrinsic_decay_updates: int = 2000
     extrinsic_start_step: int = 0
     extrinsic_gradient_levels: int = 8
+    extrinsic_pivot: str = "scene"
+    extrinsic_local_axes: bool = False
+    coarse_to_fine_steps: int = 0
+    coarse_to_fine_start_levels: float = 4.0
     optimize_focal_length: bool = False
     intrinsic_learning_rate: float = 1e-3
     depth_supervision_lambda: float = 0.0
@@ -133,6 +145,10 @@ class NerfTrainingConfig:
         require(0 <= self.grid_decay <= 1, "training.grid_decay must be in [0, 1]")
         require(self.extrinsic_learning_rate > 0, "training.extrinsic_learning_rate must be > 0")
         require(self.extrinsic_l2_reg >= 0, "training.extrinsic_l2_reg must be >= 0")
+        require(self.extrinsic_pivot in ("scene", "camera"),
+                f"training.extrinsic_pivot must be 'scene' or 'camera', got {self.extrinsic_pivot!r}")
+        require(self.coarse_to_fine_steps >= 0, "training.coarse_to_fine_steps must be >= 0")
+        require(self.coarse_to_fine_start_levels >= 0, "training.coarse_to_fine_start_levels must be >= 0")
         require(self.extrinsic_update_interval >= 1, "training.extrinsic_update_interval must be >= 1")
         require(self.extrinsic_decay_updates >= 0, "training.extrinsic_decay_updates must be >= 0")
         require(self.extrinsic_start_step >= 0, "training.extrinsic_start_step must be >= 0")

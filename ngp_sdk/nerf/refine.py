@@ -30,10 +30,28 @@ from warp_kernels.camera_refinement import (
     accumulate_camera_gradients,
     apply_focal_corrections,
     apply_pose_corrections,
+    camera_gradients_to_parameters,
 )
 
-__all__ = ["CameraRefiner", "perturb_nerf_poses", "pose_errors", "align_poses", "alignment_transform",
-           "write_refined_transforms"]
+__all__ = ["CameraRefiner", "coarse_to_fine_weights", "perturb_nerf_poses", "pose_errors", "align_poses",
+           "alignment_transform", "write_refined_transforms"]
+
+
+def coarse_to_fine_weights(step: int, n_levels: int, *, steps: int, start_levels: float) -> np.ndarray:
+    """BARF's coarse-to-fine weights of ``n_levels`` encoding levels at training step ``step``.
+
+    ``alpha = start_levels + (n_levels - start_levels) * min(step / steps, 1)`` and level ``l`` gets
+    ``(1 - cos(pi * clamp(alpha - l, 0, 1))) / 2``: levels below ``alpha - 1`` count fully, those above ``alpha``
+    not at all, one level fades in between (Lin et al., BARF, 2021, eq. 14). ``steps`` <= 0: all ones.
+
+    Returns:
+        float32 ``[n_levels]`` in [0, 1], non-increasing in ``l``, all 1 from ``step >= steps`` on.
+    """
+    if steps <= 0:
+        return np.ones(n_levels, np.float32)
+    alpha = start_levels + (n_levels - start_levels) * min(max(step, 0) / steps, 1.0)
+    t = np.clip(alpha - np.arange(n_levels, dtype=np.float64), 0.0, 1.0)
+    return ((1.0 - np.cos(np.pi * t)) / 2.0).astype(np.float32)
 
 
 class CameraRefiner:
@@ -50,16 +68,24 @@ class CameraRefiner:
             (a log-scale of ``fx`` and ``fy``, instant-ngp's ``optimize_focal_length``); None = keep them.
         focal_learning_rate: Adam step of the focal log-scale.
         decay_updates: both steps fall tenfold every this many updates (0 = constant).
+        pivot: the point (internal units) every camera's rotation correction turns about; None = the camera's
+            own centre (instant-ngp). About the scene's centre, a rotation is an orbit (only parallax changes the
+            image) and a translation shifts it: the two no longer pull along nearly the same image motion,
+            which a per-parameter Adam step cannot untangle.
+        local: corrections in each camera's own axes (right, down, forward), so the weakly observed components
+            (orbit, motion along the view) are separate parameters with their own Adam scale.
     """
 
     def __init__(self, base_poses: np.ndarray, device, *, learning_rate: float = 1e-3, l2_reg: float = 1e-4,
                  interval: int = 1, refine: np.ndarray | None = None, cam_params: np.ndarray | None = None,
-                 focal_learning_rate: float = 1e-3, decay_updates: int = 0):
+                 focal_learning_rate: float = 1e-3, decay_updates: int = 0, pivot=None, local: bool = False):
         base = np.ascontiguousarray(base_poses, np.float32).reshape(-1, 3, 4)
         n = base.shape[0]
         self.device = device
         self.learning_rate, self.l2_reg, self.interval = float(learning_rate), float(l2_reg), int(interval)
         self.decay_updates = int(decay_updates)
+        self.pivot = None if pivot is None else tuple(float(v) for v in np.asarray(pivot, np.float64).reshape(3))
+        self.local = bool(local)
         self.base = wp.array(base, dtype=wp.float32, device=device)
         #: corrected poses [n, 3, 4]: what the task's rays are generated from
         self.poses = wp.array(base, dtype=wp.float32, device=device)
@@ -114,16 +140,20 @@ class CameraRefiner:
         self._pending_steps = 0
         self.n_updates += 1
         decay = 0.1 ** (self.n_updates / self.decay_updates) if self.decay_updates else 1.0
+        camera_gradients_to_parameters(self.grads, self.base, self.corrections, pivot=self.pivot, local=self.local)
         adam_step(self.corrections.flatten(), self.grads.flatten(), self._m.flatten(), self._v.flatten(),
                   step=self.n_updates, learning_rate=self.learning_rate * decay, beta1=0.9, beta2=0.99,
                   epsilon=1e-10, l2_reg=self.l2_reg, skip_zero_grad=True)
-        apply_pose_corrections(self.base, self.corrections, out=self.poses)
+        self._apply()
         if self.params is not None:
             adam_step(self.focal_log_scale, self._focal_grad, self._focal_m, self._focal_v, step=self.n_updates,
                       learning_rate=self.focal_learning_rate * decay, beta1=0.9, beta2=0.99, epsilon=1e-10,
                       skip_zero_grad=True)
             apply_focal_corrections(self.base_params, self.focal_log_scale, shared=True, out=self.params)
         return True
+
+    def _apply(self) -> None:
+        apply_pose_corrections(self.base, self.corrections, pivot=self.pivot, local=self.local, out=self.poses)
 
     def set_camera(self, index: int, pose: np.ndarray, refine: bool) -> None:
         """A new pose for camera ``index`` (a live frame in a slot): its correction and Adam state start over."""
@@ -145,7 +175,8 @@ class CameraRefiner:
     def state_dict(self) -> dict[str, Any]:
         state = {"corrections": self.corrections.numpy().copy(), "m": self._m.numpy().copy(),
                  "v": self._v.numpy().copy(), "mask": self._mask_host.copy(), "n_updates": self.n_updates,
-                 "base": self.base.numpy().copy()}
+                 "base": self.base.numpy().copy(), "local": self.local,
+                 "pivot": None if self.pivot is None else list(self.pivot)}
         if self.params is not None:
             state["focal_log_scale"] = float(self.focal_log_scale.numpy()[0])
         return state
@@ -161,6 +192,10 @@ class CameraRefiner:
             base = np.asarray(state["base"], np.float32) if "base" in state else None
             if base is not None and base.shape != (n, 3, 4):
                 raise SnapshotError(f"camera refinement: expected [{n}, 3, 4] base poses, got {base.shape}")
+            # the parametrisation the corrections were learned in (older snapshots: camera centre, world axes)
+            pivot = state.get("pivot")
+            pivot = None if pivot is None else tuple(float(v) for v in np.asarray(pivot, np.float64).reshape(3))
+            local = bool(state.get("local", False))
         except (KeyError, TypeError, ValueError) as e:
             raise SnapshotError(f"camera refinement state is incomplete ({e})") from None
         for dst, a in zip((self.corrections, self._m, self._v), arrays, strict=True):
@@ -169,7 +204,8 @@ class CameraRefiner:
         self.mask.assign(wp.array(mask.astype(np.int32), dtype=wp.int32, device=self.device))
         if base is not None:  # the poses the corrections apply to (a live slot's, or ones set after loading)
             self.base.assign(wp.array(base, dtype=wp.float32, device=self.device))
-        apply_pose_corrections(self.base, self.corrections, out=self.poses)
+        self.pivot, self.local = pivot, local
+        self._apply()
         if self.params is not None and "focal_log_scale" in state:
             try:
                 s = float(state["focal_log_scale"])

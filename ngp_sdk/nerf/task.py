@@ -42,7 +42,7 @@ from ngp_sdk.nerf.data import NerfDataset, composite_alpha, load_nerf_dataset
 from ngp_sdk.nerf.export import extract_mesh
 from ngp_sdk.nerf.field import NerfField
 from ngp_sdk.nerf.occupancy import OccupancyGrid
-from ngp_sdk.nerf.refine import CameraRefiner, write_refined_transforms
+from ngp_sdk.nerf.refine import CameraRefiner, coarse_to_fine_weights, write_refined_transforms
 from ngp_sdk.nerf.render import RenderedImage, RenderSettings, alive_samples, render_camera
 from ngp_sdk.nerf.scene import NerfScene
 from warp_kernels.adam import adam_step, ema_update
@@ -177,7 +177,8 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
                                      l2_reg=t.extrinsic_l2_reg, interval=t.extrinsic_update_interval, refine=refine,
                                      cam_params=self._cams[1].numpy() if focal else None,
                                      focal_learning_rate=t.intrinsic_learning_rate,
-                                     decay_updates=t.extrinsic_decay_updates)
+                                     decay_updates=t.extrinsic_decay_updates, local=t.extrinsic_local_axes,
+                                     pivot=self.scene.centre if t.extrinsic_pivot == "scene" else None)
         r = self.refiner
         self._cams = (r.poses, r.params if r.params is not None else self._cams[1], *self._cams[2:])
         return r
@@ -186,6 +187,17 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         r = self.refiner
         return (r is not None and (r.active or r.params is not None)
                 and self.step_count >= self.config.training.extrinsic_start_step)
+
+    def _apply_coarse_to_fine(self) -> None:
+        """Set the field's level weights for the current step: BARF's schedule (``training.coarse_to_fine_steps``)
+        while poses are refined - configured, or a live frame asked for it - else every level fully."""
+        t = self.config.training
+        if t.coarse_to_fine_steps <= 0:
+            return
+        on = t.optimize_extrinsics or (self.refiner is not None and self.refiner.active)
+        self.field.set_level_weights(coarse_to_fine_weights(
+            self.step_count - t.extrinsic_start_step, self.config.encoding.n_levels,
+            steps=t.coarse_to_fine_steps if on else 0, start_levels=t.coarse_to_fine_start_levels))
 
     def _require_data(self) -> NerfDataset:
         if self.dataset is None:
@@ -323,6 +335,7 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
         """
         self._training_source()
         t = self.config.training
+        self._apply_coarse_to_fine()
         with self.timer.phase("step"):
             if self._grid_due():
                 with self.timer.phase("grid_update"):
@@ -499,6 +512,7 @@ class NerfTask(Task, WorldRenderer, MeshExporter):
             refiner = task.refiner or task._enable_refiner(
                 np.ones(scene.n_cameras, bool), focal="focal_log_scale" in state["camera_refinement"])
             refiner.load_state_dict(state["camera_refinement"])
+        task._apply_coarse_to_fine()
         return task
 
     def __repr__(self) -> str:

@@ -19,13 +19,20 @@ def rotation_matrix(w) -> np.ndarray:
     return out
 
 
-def apply_pose_corrections_ref(base: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    """``[n, 3, 4]`` corrected poses: ``R' = exp([w]x) R``, ``c' = c + tau``."""
+def apply_pose_corrections_ref(base: np.ndarray, corr: np.ndarray, pivot=None, local: bool = False) -> np.ndarray:
+    """``[n, 3, 4]`` corrected poses: ``R' = exp([w]x) R``, ``c' = p + exp([w]x) (c - p) + tau`` (``p = c`` without a
+    pivot); with ``local``, ``w`` and ``tau`` are ``R w``, ``R tau`` of the given numbers."""
     base = np.asarray(base, np.float64)
     out = base.copy()
     for c in range(base.shape[0]):
-        out[c, :, :3] = rotation_matrix(corr[c, :3]) @ base[c, :, :3]
-        out[c, :, 3] = base[c, :, 3] + corr[c, 3:]
+        r = base[c, :, :3]
+        w, tau = np.asarray(corr[c, :3], np.float64), np.asarray(corr[c, 3:], np.float64)
+        if local:
+            w, tau = r @ w, r @ tau
+        e = rotation_matrix(w)
+        out[c, :, :3] = e @ r
+        p = base[c, :, 3] if pivot is None else np.asarray(pivot, np.float64)
+        out[c, :, 3] = p + e @ (base[c, :, 3] - p) + tau
     return out
 
 

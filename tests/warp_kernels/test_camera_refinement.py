@@ -7,7 +7,12 @@ import pytest
 import warp as wp
 
 from tests.reference import camera_refinement_ref as ref
-from warp_kernels.camera_refinement import accumulate_camera_gradients, apply_focal_corrections, apply_pose_corrections
+from warp_kernels.camera_refinement import (
+    accumulate_camera_gradients,
+    apply_focal_corrections,
+    apply_pose_corrections,
+    camera_gradients_to_parameters,
+)
 from warp_kernels.device import KernelArgumentError
 from warp_kernels.rays import generate_rays
 
@@ -82,16 +87,25 @@ def _quadratic_loss(poses, params, focal_scales, pixel_xy, cams, t, quad, lin) -
     return total
 
 
-def _loss_of_correction(base, corr, pixel_xy, cams, t, quad, lin):
+def _loss_of_correction(base, corr, pixel_xy, cams, t, quad, lin, pivot=None, local=False):
     params = np.array([[50.0, 52.0, 32.0, 30.0]] * len(base))
-    return _quadratic_loss(ref.apply_pose_corrections_ref(base, corr), params, np.zeros(len(base)), pixel_xy, cams,
-                           t, quad, lin)
+    poses = ref.apply_pose_corrections_ref(base, corr, pivot, local)
+    return _quadratic_loss(poses, params, np.zeros(len(base)), pixel_xy, cams, t, quad, lin)
 
 
-@pytest.mark.parametrize("nonzero", [False, True])
-def test_gradients_by_finite_differences(nonzero):
-    """Rays from generate_rays, a quadratic loss of the sample points: the accumulated camera gradient is the
-    derivative of the loss under a left-multiplied update of the correction (exact at w = 0)."""
+def _log_rotation(r: np.ndarray) -> np.ndarray:
+    ang = np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    return axis / (2 * np.sin(ang)) * ang if ang > 1e-12 else 0.5 * axis
+
+
+@pytest.mark.parametrize(("nonzero", "pivot", "local"), [(False, None, False), (True, None, False),
+                                                         (True, (0.3, -0.2, 0.1), False), (True, None, True),
+                                                         (True, (0.3, -0.2, 0.1), True)])
+def test_gradients_by_finite_differences(nonzero, pivot, local):
+    """Rays from generate_rays, a quadratic loss of the sample points: the accumulated camera gradient (converted
+    by camera_gradients_to_parameters for a pivot and camera axes) is the derivative of the loss under a
+    left-multiplied update of the correction (exact at w = 0)."""
     rng = np.random.default_rng(3)
     n_cams, n_rays, k = 2, 7, 4
     base = _poses(n_cams, seed=4)
@@ -101,7 +115,8 @@ def test_gradients_by_finite_differences(nonzero):
     t = np.sort(rng.uniform(0.2, 3.0, size=(n_rays, k)), axis=1)
     a = rng.normal(size=(3, 3))
     quad, lin = a @ a.T, rng.normal(size=3)
-    poses = apply_pose_corrections(_f32(base), _f32(corr))
+    poses = apply_pose_corrections(_f32(base), _f32(corr), pivot=pivot, local=local)
+    np.testing.assert_allclose(poses.numpy(), ref.apply_pose_corrections_ref(base, corr, pivot, local), atol=3e-6)
     params = _f32(np.array([[50.0, 52.0, 32.0, 30.0]] * n_cams))
     o, d = generate_rays(poses, params, _f32(np.zeros((n_cams, 4))), _f32(np.zeros(n_cams), wp.int32),
                          _f32(cams, wp.int32), _f32(pixel_xy))
@@ -111,30 +126,35 @@ def test_gradients_by_finite_differences(nonzero):
     grads = wp.zeros((n_cams, 6), dtype=wp.float32, device=DEV)
     accumulate_camera_gradients(_f32(packed, wp.int32), _f32(t.reshape(-1)), _f32(g), d, _f32(cams, wp.int32),
                                 _f32(np.ones(n_cams), wp.int32), grads)
+    camera_gradients_to_parameters(grads, _f32(base), _f32(corr), pivot=pivot, local=local)
     eps = 1e-6
     fd = np.zeros((n_cams, 6))
     for c in range(n_cams):
+        rot = base[c, :, :3] if local else np.eye(3)
         for j in range(6):
             hi, lo = corr.copy(), corr.copy()
-            if j < 3:  # left-multiplied rotation update: exp(e) exp(w)
+            if j < 3:  # left-multiplied rotation update exp(e) exp(w), e along axis j of the parameter's frame
                 e = np.zeros(3)
                 e[j] = eps
                 for sgn, m in ((1, hi), (-1, lo)):
-                    r = ref.rotation_matrix(sgn * e) @ ref.rotation_matrix(corr[c, :3])
-                    ang = np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))
-                    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
-                    m[c, :3] = axis / (2 * np.sin(ang)) * ang if ang > 1e-12 else 0.5 * axis
+                    r = ref.rotation_matrix(sgn * rot @ e) @ ref.rotation_matrix(rot @ corr[c, :3])
+                    m[c, :3] = rot.T @ _log_rotation(r)
             else:
                 hi[c, j] += eps
                 lo[c, j] -= eps
-            fd[c, j] = (_loss_of_correction(base, hi, pixel_xy, cams, t, quad, lin)
-                        - _loss_of_correction(base, lo, pixel_xy, cams, t, quad, lin)) / (2 * eps)
+            fd[c, j] = (_loss_of_correction(base, hi, pixel_xy, cams, t, quad, lin, pivot, local)
+                        - _loss_of_correction(base, lo, pixel_xy, cams, t, quad, lin, pivot, local)) / (2 * eps)
     np.testing.assert_allclose(grads.numpy(), fd, rtol=2e-3, atol=2e-3 * np.abs(fd).max())
 
 
 def test_bad_shapes_are_refused():
     with pytest.raises(KernelArgumentError):
         apply_pose_corrections(_f32(np.zeros((2, 3, 4))), _f32(np.zeros((3, 6))))
+    with pytest.raises(KernelArgumentError, match="pivot"):
+        apply_pose_corrections(_f32(np.zeros((2, 3, 4))), _f32(np.zeros((2, 6))), pivot=(0.0, float("nan"), 1.0))
+    with pytest.raises(KernelArgumentError, match="pivot"):
+        camera_gradients_to_parameters(wp.zeros((2, 6), dtype=wp.float32, device=DEV), _f32(np.zeros((2, 3, 4))),
+                                       _f32(np.zeros((2, 6))), pivot=(1.0, 2.0))
     with pytest.raises(KernelArgumentError):
         accumulate_camera_gradients(_f32(np.zeros((2, 2)), wp.int32), _f32(np.zeros(4)), _f32(np.zeros((3, 3))),
                                     _f32(np.zeros((2, 3))), _f32(np.zeros(2), wp.int32),

@@ -185,6 +185,11 @@ def test_config_defaults_and_errors():
         NerfConfig.from_dict({"network": {"output_activation": "Exponential"}})
     with pytest.raises(ConfigError, match="unknown key"):
         NerfConfig.from_dict({"training": {"target_sample": 5}})
+    assert cfg.training.extrinsic_pivot == "scene" and cfg.training.coarse_to_fine_steps == 0
+    with pytest.raises(ConfigError, match="extrinsic_pivot"):
+        NerfConfig.from_dict({"training": {"extrinsic_pivot": "origin"}})
+    with pytest.raises(ConfigError, match="coarse_to_fine_steps"):
+        NerfConfig.from_dict({"training": {"coarse_to_fine_steps": -1}})
 
 
 def test_remove_small_components_keeps_the_object():

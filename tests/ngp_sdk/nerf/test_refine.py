@@ -15,7 +15,13 @@ from ngp_sdk.core.errors import DataError, SnapshotError
 from ngp_sdk.nerf.config import NerfConfig
 from ngp_sdk.nerf.data import load_nerf_dataset
 from ngp_sdk.nerf.live import LiveNerfTask
-from ngp_sdk.nerf.refine import CameraRefiner, align_poses, perturb_nerf_poses, pose_errors
+from ngp_sdk.nerf.refine import (
+    CameraRefiner,
+    align_poses,
+    coarse_to_fine_weights,
+    perturb_nerf_poses,
+    pose_errors,
+)
 from ngp_sdk.nerf.synthetic import DEMO_SCENE, write_synthetic_dataset
 from ngp_sdk.nerf.task import NerfTask
 from tests.ngp_sdk.nerf.test_nerf_task import TINY
@@ -65,7 +71,9 @@ def test_perturbation_and_errors_are_exact():
 
 def test_refiner_state_round_trip_and_corrupt_state():
     base = np.tile(np.eye(3, 4, dtype=np.float32), (3, 1, 1))
-    r = CameraRefiner(base, wp.get_device("cpu"), refine=np.array([True, False, True]))
+    base[:, :, 3] = [[0.0, 0.0, -2.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
+    r = CameraRefiner(base, wp.get_device("cpu"), refine=np.array([True, False, True]), pivot=(0.5, 0.5, 0.5),
+                      local=True)
     g = np.ones((3, 6), np.float32)
     g[1] = 0  # what the gradient kernel leaves a camera that is not refined
     r.grads.assign(wp.array(g, device="cpu"))
@@ -76,7 +84,9 @@ def test_refiner_state_round_trip_and_corrupt_state():
     r2 = CameraRefiner(base, wp.get_device("cpu"))
     r2.load_state_dict(r.state_dict())
     np.testing.assert_array_equal(r2.corrected_poses(), r.corrected_poses())
-    assert r2.n_updates == 1 and r2.active
+    assert r2.n_updates == 1 and r2.active and r2.pivot == (0.5, 0.5, 0.5) and r2.local  # its parametrisation
+    with pytest.raises(SnapshotError, match="incomplete"):
+        r2.load_state_dict({**r.state_dict(), "pivot": [1.0, 2.0]})
     r2.set_camera(0, base[0], refine=False)  # a new frame in slot 0 starts over
     np.testing.assert_array_equal(r2.corrections.numpy()[0], 0)
     np.testing.assert_array_equal(r2.corrected_poses()[0], base[0])
@@ -87,12 +97,15 @@ def test_refiner_state_round_trip_and_corrupt_state():
         r2.load_state_dict({"corrections": np.zeros((3, 6))})
 
 
-def test_refinement_recovers_perturbed_poses(depth_scene, tmp_path):
+@pytest.mark.parametrize("pivot", ["scene", "camera"])
+def test_refinement_recovers_perturbed_poses(depth_scene, tmp_path, pivot):
     """Train on the true poses, then perturb every pose by 3 degrees and 4 %: refining brings the poses back
     (the mean rotation error falls by 40 %, the position error by 20 %: on a scene of smooth spheres a rotation
-    about the camera centre and a sideways move look alike) and exports them as a loadable transforms file."""
+    about the camera centre and a sideways move look alike), with the rotation about the scene centre (default)
+    or the camera's (instant-ngp), and exports them as a loadable transforms file."""
     ds = load_nerf_dataset(depth_scene, split="train")
-    task = NerfTask(_cfg(optimize_extrinsics=True, extrinsic_learning_rate=2e-3), ds)
+    task = NerfTask(_cfg(optimize_extrinsics=True, extrinsic_learning_rate=2e-3, extrinsic_pivot=pivot), ds)
+    assert (task.refiner.pivot is None) == (pivot == "camera")
     for i in range(len(ds)):  # the true poses, unrefined, while the field forms
         task.refiner.set_camera(i, ds.poses[i], refine=False)
     for _ in range(300):
@@ -213,3 +226,41 @@ def test_cli_trains_with_refinement_and_depth_and_exports_poses(depth_scene, tmp
     back = load_nerf_dataset(out, load_images=False)
     assert len(back) == 16
     assert main(["nerf", "train", str(depth_scene), "--steps", "1", "--depth-lambda", "-1", "--no-progress"]) == 2
+
+
+def test_coarse_to_fine_weights():
+    """BARF's eq. 14: alpha rises linearly from start_levels to n_levels; levels below alpha - 1 count fully, one
+    level fades in with a raised cosine, the rest are off; all ones once the schedule ends or when it is off."""
+    w0 = coarse_to_fine_weights(0, 16, steps=100, start_levels=4)
+    np.testing.assert_array_equal(w0, [1] * 4 + [0] * 12)
+    mid = coarse_to_fine_weights(25, 16, steps=100, start_levels=4)  # alpha = 7
+    np.testing.assert_array_equal(mid, [1] * 7 + [0] * 9)
+    half = coarse_to_fine_weights(27, 16, steps=100, start_levels=4)  # alpha = 7.24: level 7 at 0.24
+    assert half[7] == pytest.approx((1 - np.cos(np.pi * 0.24)) / 2, rel=1e-5) and half[8] == 0 and half[6] == 1
+    assert np.all(np.diff(half) <= 0)
+    np.testing.assert_array_equal(coarse_to_fine_weights(100, 16, steps=100, start_levels=4), np.ones(16))
+    np.testing.assert_array_equal(coarse_to_fine_weights(5, 16, steps=0, start_levels=4), np.ones(16))
+
+
+def test_task_follows_the_coarse_to_fine_schedule(depth_scene, tmp_path):
+    ds = load_nerf_dataset(depth_scene, split="train")
+    levels = TINY["encoding"]["n_levels"]
+    task = NerfTask(_cfg(optimize_extrinsics=True, coarse_to_fine_steps=4, coarse_to_fine_start_levels=0), ds)
+    seen = []
+    for _ in range(6):
+        task.step()
+        seen.append(task.field.level_weights)
+    assert seen[0] is not None and seen[0].sum() == pytest.approx(0.0)  # step 0: alpha = 0
+    assert seen[2] is not None and 0 < seen[2].sum() < levels
+    assert seen[4] is None and seen[5] is None  # the schedule is over: every level, no weighting pass
+    # a snapshot taken mid-schedule renders with the weights it trained with
+    task2 = NerfTask(_cfg(optimize_extrinsics=True, coarse_to_fine_steps=8, coarse_to_fine_start_levels=1), ds)
+    for _ in range(3):
+        task2.step()
+    task2._apply_coarse_to_fine()
+    again = Session.load(Session(task2).save(tmp_path / "c2f.ingp")).task
+    np.testing.assert_allclose(again.field.level_weights, task2.field.level_weights)
+    # without pose refinement the schedule does not apply
+    plain = NerfTask(_cfg(coarse_to_fine_steps=4), ds)
+    plain.step()
+    assert plain.field.level_weights is None
