@@ -70,6 +70,16 @@ def _to_world(m: wp.array3d(dtype=wp.float32), c: int, v: wp.vec3) -> wp.vec3:
     return _column(m, c, 0) * v[0] + _column(m, c, 1) * v[1] + _column(m, c, 2) * v[2]
 
 
+@wp.func
+def _world_part(base: wp.array3d(dtype=wp.float32), corr: wp.array2d(dtype=wp.float32), c: int, k: int,
+                local: int) -> wp.vec3:
+    """Entries ``k .. k + 2`` of camera ``c``'s correction in world axes (``R v`` when they are in camera axes)."""
+    v = wp.vec3(corr[c, k], corr[c, k + 1], corr[c, k + 2])
+    if local != 0:
+        v = _to_world(base, c, v)
+    return v
+
+
 @wp.kernel
 def _apply_kernel(
     base: wp.array3d(dtype=wp.float32),
@@ -80,11 +90,8 @@ def _apply_kernel(
     out: wp.array3d(dtype=wp.float32),
 ):
     c = wp.tid()
-    w = wp.vec3(corr[c, 0], corr[c, 1], corr[c, 2])
-    tau = wp.vec3(corr[c, 3], corr[c, 4], corr[c, 5])
-    if local != 0:
-        w = _to_world(base, c, w)
-        tau = _to_world(base, c, tau)
+    w = _world_part(base, corr, c, 0, local)
+    tau = _world_part(base, corr, c, 3, local)
     for j in range(3):
         col = _rotate(w, _column(base, c, j))
         for r in range(3):
@@ -110,9 +117,7 @@ def _pivot_local_grad_kernel(
     gw = wp.vec3(grads[c, 0], grads[c, 1], grads[c, 2])
     gt = wp.vec3(grads[c, 3], grads[c, 4], grads[c, 5])
     if use_pivot != 0:
-        w = wp.vec3(corr[c, 0], corr[c, 1], corr[c, 2])
-        if local != 0:
-            w = _to_world(base, c, w)
+        w = _world_part(base, corr, c, 0, local)
         gw = gw + wp.cross(_rotate(w, _column(base, c, 3) - pivot), gt)
     if local != 0:  # R^T g
         gw = wp.vec3(wp.dot(_column(base, c, 0), gw), wp.dot(_column(base, c, 1), gw), wp.dot(_column(base, c, 2), gw))
