@@ -1,10 +1,11 @@
 """Camera pose refinement of the NeRF primitive (instant-ngp's extrinsic optimisation), and pose-error metrics.
 
 :class:`CameraRefiner` keeps, per training camera, the pose it was given (``base``), a correction ``(w, tau)``
-(axis-angle rotation about the camera centre, translation; :mod:`warp_kernels.camera_refinement`), Adam state,
-and the corrected poses the task's rays are generated from. A training step hands it the field's gradient at the
-sample points; every ``interval`` steps it takes one Adam step on the summed gradients (cameras that got no
-rays are left alone) and re-applies the corrections.
+(axis-angle rotation about a pivot - the scene centre by default, or the camera centre - and a translation;
+:mod:`warp_kernels.camera_refinement`), Adam state, and the corrected poses the task's rays are generated from.
+A training step hands it the field's gradient at the sample points; every ``interval`` steps it turns the summed
+gradients into gradients of the corrections, takes one Adam step (cameras that got no rays are left alone) and
+re-applies the corrections. :func:`coarse_to_fine_weights` is BARF's schedule of the field's levels.
 
 :func:`perturb_nerf_poses` makes the seeded noisy poses of the benchmark and the tests; :func:`pose_errors`
 measures rotation (degrees) and position (world units) errors against ground truth.
