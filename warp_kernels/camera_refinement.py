@@ -71,6 +71,12 @@ def _to_world(m: wp.array3d(dtype=wp.float32), c: int, v: wp.vec3) -> wp.vec3:
 
 
 @wp.func
+def _to_camera(m: wp.array3d(dtype=wp.float32), c: int, v: wp.vec3) -> wp.vec3:
+    """``R^T v`` with ``R`` the rotation of ``m[c]``."""
+    return wp.vec3(wp.dot(_column(m, c, 0), v), wp.dot(_column(m, c, 1), v), wp.dot(_column(m, c, 2), v))
+
+
+@wp.func
 def _world_part(base: wp.array3d(dtype=wp.float32), corr: wp.array2d(dtype=wp.float32), c: int, k: int,
                 local: int) -> wp.vec3:
     """Entries ``k .. k + 2`` of camera ``c``'s correction in world axes (``R v`` when they are in camera axes)."""
@@ -119,9 +125,9 @@ def _pivot_local_grad_kernel(
     if use_pivot != 0:
         w = _world_part(base, corr, c, 0, local)
         gw = gw + wp.cross(_rotate(w, _column(base, c, 3) - pivot), gt)
-    if local != 0:  # R^T g
-        gw = wp.vec3(wp.dot(_column(base, c, 0), gw), wp.dot(_column(base, c, 1), gw), wp.dot(_column(base, c, 2), gw))
-        gt = wp.vec3(wp.dot(_column(base, c, 0), gt), wp.dot(_column(base, c, 1), gt), wp.dot(_column(base, c, 2), gt))
+    if local != 0:
+        gw = _to_camera(base, c, gw)
+        gt = _to_camera(base, c, gt)
     for k in range(3):
         grads[c, k] = gw[k]
         grads[c, 3 + k] = gt[k]

@@ -55,6 +55,11 @@ def coarse_to_fine_weights(step: int, n_levels: int, *, steps: int, start_levels
     return ((1.0 - np.cos(np.pi * t)) / 2.0).astype(np.float32)
 
 
+def _as_pivot(pivot) -> tuple[float, float, float] | None:
+    """A pivot as 3 floats (None stays None: each camera's own centre)."""
+    return None if pivot is None else tuple(float(v) for v in np.asarray(pivot, np.float64).reshape(3))
+
+
 class CameraRefiner:
     """Per-camera pose corrections learned by Adam.
 
@@ -85,7 +90,7 @@ class CameraRefiner:
         self.device = device
         self.learning_rate, self.l2_reg, self.interval = float(learning_rate), float(l2_reg), int(interval)
         self.decay_updates = int(decay_updates)
-        self.pivot = None if pivot is None else tuple(float(v) for v in np.asarray(pivot, np.float64).reshape(3))
+        self.pivot = _as_pivot(pivot)
         self.local = bool(local)
         self.base = wp.array(base, dtype=wp.float32, device=device)
         #: corrected poses [n, 3, 4]: what the task's rays are generated from
@@ -194,8 +199,7 @@ class CameraRefiner:
             if base is not None and base.shape != (n, 3, 4):
                 raise SnapshotError(f"camera refinement: expected [{n}, 3, 4] base poses, got {base.shape}")
             # the parametrisation the corrections were learned in (older snapshots: camera centre, world axes)
-            pivot = state.get("pivot")
-            pivot = None if pivot is None else tuple(float(v) for v in np.asarray(pivot, np.float64).reshape(3))
+            pivot = _as_pivot(state.get("pivot"))
             local = bool(state.get("local", False))
         except (KeyError, TypeError, ValueError) as e:
             raise SnapshotError(f"camera refinement state is incomplete ({e})") from None
