@@ -124,7 +124,8 @@ class _FixedBatchStep:
 
 
 def _march_view(task, c2w, intr, *, collect: bool):
-    """Ray generation + marching of one view exactly as ``render_camera``/``render_rays`` tile it.
+    """Ray generation + the full march of one view (every sample up front, in ``render_camera``'s tiles): the
+    samples the PyTorch reference renders, and the marching time charged to it.
 
     Returns the packed samples (NumPy, global ray indices) when ``collect``, else the sample count.
     """

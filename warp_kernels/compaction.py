@@ -12,7 +12,7 @@ import warp as wp
 from .device import KernelArgumentError, check_array, common_device
 from .parallel import launch_split
 
-__all__ = ["select_samples", "gather_rows", "scatter_rows"]
+__all__ = ["select_samples", "gather_rows", "scatter_rows", "gather_ints"]
 
 wp.set_module_options({"enable_backward": False})
 
@@ -44,6 +44,14 @@ def _gather_kernel(
     r = int(indices[i])
     for j in range(out.shape[1]):
         out[i, j] = src[r, j]
+
+
+@wp.kernel
+def _gather_ints_kernel(
+    offset: int, src: wp.array(dtype=wp.int32), indices: wp.array(dtype=wp.int32), out: wp.array(dtype=wp.int32)
+):
+    i = wp.tid() + offset
+    out[i] = src[indices[i]]
 
 
 @wp.kernel
@@ -114,6 +122,23 @@ def gather_rows(
     else:
         check_array(out, "out", dtype=wp.float32, shape=(a, src.shape[1]), device=dev)
     launch_split(_gather_kernel, a, [src, indices, out], dev)
+    return out
+
+
+def gather_ints(
+    src: wp.array, indices: wp.array, *, out: wp.array | None = None, device: wp.context.Devicelike = None
+) -> wp.array:
+    """``out[i] = src[indices[i]]`` for int32 ``src [S]`` and ``indices [A]`` (e.g. the ids of the rays a
+    selection keeps). Indices must lie in ``[0, S)`` (checked on CPU); ``out`` may not alias ``src``."""
+    dev = common_device([src, indices, out], device)
+    check_array(src, "src", dtype=wp.int32, shape=(None,), device=dev)
+    _check_indices(indices, src.shape[0], dev)
+    a = indices.shape[0]
+    if out is None:
+        out = wp.empty(a, dtype=wp.int32, device=dev)
+    else:
+        check_array(out, "out", dtype=wp.int32, shape=(a,), device=dev)
+    launch_split(_gather_ints_kernel, a, [src, indices, out], dev)
     return out
 
 

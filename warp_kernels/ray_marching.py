@@ -59,6 +59,8 @@ __all__ = [
     "from_stepping_space",
     "ray_aabb_intersect",
     "distance_to_next_voxel",
+    "march_span",
+    "find_next_sample",
     "march_rays",
     "adapt_rays_per_batch",
 ]
@@ -187,6 +189,58 @@ def distance_to_next_voxel(pos: wp.vec3, d: wp.vec3, res: float) -> float:
     return wp.max(t / res, 0.0)
 
 
+@wp.func
+def march_span(o: wp.vec3, d: wp.vec3, aabb_min: wp.vec3, aabb_max: wp.vec3, t_min: float, t_max: float,
+                params: StepParams, jitter: int, seed: wp.uint32, r: int) -> wp.vec3:
+    """``(t0, t1, n0)`` of a ray: its clipped interval and the stepping-space position of lattice index 0;
+    ``t0 > t1`` (no samples) for rays missing the box, empty intervals and zero, NaN or infinite input."""
+    hit = ray_aabb_intersect(o, d, aabb_min, aabb_max)
+    t0 = wp.max(hit[0], t_min)
+    t1 = wp.min(hit[1], t_max)
+    d2 = wp.dot(d, d)
+    # comparisons are False for NaN: zero, NaN or infinite directions and empty intervals give no samples
+    if t0 <= t1 and d2 > 0.0 and d2 < _BIG and wp.abs(wp.dot(o, o)) < _BIG:
+        n0 = to_stepping_space(t0, params)
+        if jitter != 0:
+            n0 = n0 + rand01(seed, _STREAM_JITTER, wp.uint32(r))
+        return wp.vec3(t0, t1, n0)
+    return wp.vec3(1.0, 0.0, 0.0)
+
+
+@wp.func
+def find_next_sample(o: wp.vec3, d: wp.vec3, span: wp.vec3, k: int, params: StepParams,
+                 bitfield: wp.array(dtype=wp.uint8), max_cascade: int, aabb_min: wp.vec3, aabb_max: wp.vec3):
+    """The first occupied sample at lattice index ``>= k`` of a ray with ``span = (t0, t1, n0)``:
+    ``(index, t, dt, position)``, index -1 when the ray leaves its interval first. Empty cells are skipped to
+    the next voxel boundary of their cascade, rounded up to whole steps (instant-ngp ``advance_to_next_voxel``)."""
+    t0 = span[0]
+    t1 = span[1]
+    n0 = span[2]
+    if not (t0 <= t1):
+        return -1, 0.0, 0.0, wp.vec3(0.0)
+    kk = k
+    while kk < _MAX_STEP_INDEX:
+        n = n0 + float(kk)
+        # max/clamp only undo float32 rounding: mathematically t >= t0 and the point is inside the AABB
+        t = wp.max(from_stepping_space(n, params), t0)
+        if not (t <= t1):
+            return -1, 0.0, 0.0, wp.vec3(0.0)
+        pos = wp.min(wp.max(o + t * d, aabb_min), aabb_max)
+        dt = from_stepping_space(n + 1.0, params) - t
+        mip = mip_from_dt(dt, pos, max_cascade)
+        if grid_occupied_at(pos, bitfield, mip):
+            return kk, t, dt, pos
+        res = _GRIDSIZE_F / float(1 << mip)
+        t_target = t + distance_to_next_voxel(pos, d, res)
+        if not (t_target <= t1):
+            return -1, 0.0, 0.0, wp.vec3(0.0)
+        delta = to_stepping_space(t_target, params) - n
+        if not (delta > 0.5):
+            delta = 0.5
+        kk += int(wp.ceil(wp.min(delta, _MAX_SKIP)))
+    return -1, 0.0, 0.0, wp.vec3(0.0)
+
+
 @wp.kernel
 def _march_kernel(
     offset: int,
@@ -232,45 +286,22 @@ def _march_kernel(
 
     o = origins[r]
     d = directions[r]
-    hit = ray_aabb_intersect(o, d, aabb_min, aabb_max)
-    t0 = wp.max(hit[0], t_min)
-    t1 = wp.min(hit[1], t_max)
-    d2 = wp.dot(d, d)
+    span = march_span(o, d, aabb_min, aabb_max, t_min, t_max, params, jitter, seed, r)
     j = wp.int32(0)
-    # comparisons are False for NaN: zero, NaN or infinite directions and empty intervals give no samples
-    if t0 <= t1 and d2 > 0.0 and d2 < _BIG and wp.abs(wp.dot(o, o)) < _BIG:
-        n0 = to_stepping_space(t0, params)
-        if jitter != 0:
-            n0 = n0 + rand01(seed, _STREAM_JITTER, wp.uint32(r))
-        k = wp.int32(0)
-        while j < limit and k < _MAX_STEP_INDEX:
-            n = n0 + float(k)
-            # max/clamp only undo float32 rounding: mathematically t >= t0 and the point is inside the AABB
-            t = wp.max(from_stepping_space(n, params), t0)
-            if not (t <= t1):
-                break
-            pos = wp.min(wp.max(o + t * d, aabb_min), aabb_max)
-            dt = from_stepping_space(n + 1.0, params) - t
-            mip = mip_from_dt(dt, pos, max_cascade)
-            if grid_occupied_at(pos, bitfield, mip):
-                if write != 0:
-                    s = base + j
-                    ray_indices[s] = wp.int32(r)
-                    t_starts[s] = t
-                    t_ends[s] = t + dt
-                    positions[s] = pos
-                    sample_dirs[s] = d
-                j += 1
-                k += 1
-            else:
-                res = _GRIDSIZE_F / float(1 << mip)
-                t_target = t + distance_to_next_voxel(pos, d, res)
-                if not (t_target <= t1):
-                    break
-                delta = to_stepping_space(t_target, params) - n
-                if not (delta > 0.5):
-                    delta = 0.5
-                k += int(wp.ceil(wp.min(delta, _MAX_SKIP)))
+    k = wp.int32(0)
+    while j < limit:
+        kf, t, dt, pos = find_next_sample(o, d, span, k, params, bitfield, max_cascade, aabb_min, aabb_max)
+        if kf < 0:
+            break
+        if write != 0:
+            s = base + j
+            ray_indices[s] = wp.int32(r)
+            t_starts[s] = t
+            t_ends[s] = t + dt
+            positions[s] = pos
+            sample_dirs[s] = d
+        j += 1
+        k = kf + 1
     if write == 0:
         counts[r] = wp.int32(j)
 

@@ -38,14 +38,13 @@ from .parallel import launch_split
 
 __all__ = [
     "DEFAULT_MIN_TRANSMITTANCE",
+    "alpha_from_optical_depth",
     "RenderedRays",
     "CompositeGradients",
     "render_weight_from_density",
     "render_weight_from_density_backward",
     "composite_rays",
     "composite_rays_backward",
-    "select_sample_slice",
-    "advance_transmittance",
 ]
 
 #: instant-ngp's training EPSILON: samples reached with less transmittance are dropped.
@@ -56,7 +55,7 @@ _SERIES_X = wp.constant(0.05)
 
 
 @wp.func
-def _alpha(x: float) -> float:
+def alpha_from_optical_depth(x: float) -> float:
     """``1 - exp(-x)`` for ``x >= 0``, accurate for small x."""
     if x < _SERIES_X:
         return x * (1.0 - 0.5 * x * (1.0 - x / 3.0 * (1.0 - 0.25 * x)))
@@ -81,7 +80,7 @@ def _weights_kernel(
     T = wp.float32(1.0)
     for s in range(start, start + count):
         x = sigmas[s] * (t_ends[s] - t_starts[s])
-        a = _alpha(x)
+        a = alpha_from_optical_depth(x)
         transmittance[s] = T
         alphas[s] = a
         # T only decreases: once below the threshold, every later sample is terminated too
@@ -90,63 +89,6 @@ def _weights_kernel(
         else:
             weights[s] = T * a
         T = T * wp.exp(-x)
-
-
-@wp.kernel
-def _slice_count_kernel(
-    offset: int,
-    packed_info: wp.array2d(dtype=wp.int32),
-    transmittance: wp.array(dtype=float),
-    start: int,
-    stop: int,
-    min_transmittance: float,
-    counts: wp.array(dtype=wp.int32),
-):
-    r = wp.tid() + offset
-    c = int(0)
-    if transmittance[r] >= min_transmittance:
-        c = wp.max(wp.min(int(packed_info[r, 1]), stop) - start, 0)
-    counts[r] = wp.int32(c)
-
-
-@wp.kernel
-def _slice_write_kernel(
-    offset: int,
-    packed_info: wp.array2d(dtype=wp.int32),
-    counts: wp.array(dtype=wp.int32),
-    offsets: wp.array(dtype=wp.int32),
-    start: int,
-    indices: wp.array(dtype=wp.int32),
-):
-    r = wp.tid() + offset
-    first = int(packed_info[r, 0]) + start
-    base = int(offsets[r])
-    for i in range(int(counts[r])):
-        indices[base + i] = wp.int32(first + i)
-
-
-@wp.kernel
-def _advance_kernel(
-    offset: int,
-    packed_info: wp.array2d(dtype=wp.int32),
-    t_starts: wp.array(dtype=float),
-    t_ends: wp.array(dtype=float),
-    sigmas: wp.array(dtype=float),
-    start: int,
-    stop: int,
-    min_transmittance: float,
-    transmittance: wp.array(dtype=float),
-):
-    # the same float32 operations in the same order as _composite_kernel, so both stop at the same sample
-    r = wp.tid() + offset
-    first = int(packed_info[r, 0])
-    T = transmittance[r]
-    for j in range(start, wp.min(stop, int(packed_info[r, 1]))):
-        if T < min_transmittance:
-            break
-        s = first + j
-        T = T * wp.exp(-(sigmas[s] * (t_ends[s] - t_starts[s])))
-    transmittance[r] = T
 
 
 @wp.kernel
@@ -177,7 +119,7 @@ def _composite_kernel(
         ts = t_starts[s]
         te = t_ends[s]
         x = sigmas[s] * (te - ts)
-        w = T * _alpha(x)
+        w = T * alpha_from_optical_depth(x)
         c = c + w * rgbs[s]
         o = o + w
         dep = dep + w * 0.5 * (ts + te)
@@ -228,7 +170,7 @@ def _backward_kernel(
         if T < min_transmittance:
             break
         x = sigmas[s] * (t_ends[s] - t_starts[s])
-        o = o + T * _alpha(x)
+        o = o + T * alpha_from_optical_depth(x)
         T = T * wp.exp(-x)
         grad_sigmas[s] = T
         kept += 1
@@ -252,7 +194,7 @@ def _backward_kernel(
         t_here = wp.float32(1.0)
         if s > start:
             t_here = grad_sigmas[s - 1]
-        w = t_here * _alpha(sigmas[s] * dt)
+        w = t_here * alpha_from_optical_depth(sigmas[s] * dt)
         q = wp.dot(gc, rgbs[s * rgb_stride]) + go + gd * 0.5 * (ts + te) + grad_weights[s * gw_stride]
         grad_sigmas[s] = dt * (t_next * q - suffix - bg_term)
         if write_rgb_grad != 0:
@@ -574,80 +516,3 @@ def _run_backward(
         dev,
     )
     return CompositeGradients(grad_sigmas, grad_rgbs if want_rgb else None, grad_bg if want_bg else None)
-
-
-def _check_slice(start: int, stop: int) -> None:
-    if not 0 <= start < stop:
-        raise KernelArgumentError(f"need 0 <= start < stop, got start={start}, stop={stop}")
-
-
-def select_sample_slice(
-    packed_info: wp.array,
-    transmittance: wp.array,
-    start: int,
-    stop: int,
-    *,
-    min_transmittance: float = DEFAULT_MIN_TRANSMITTANCE,
-    device: wp.context.Devicelike = None,
-) -> wp.array:
-    """Indices of the samples ``start <= j < stop`` (position along their ray) of the rays still visible.
-
-    Inference marches every sample of a ray but need not evaluate those behind an opaque surface: evaluate
-    densities slice by slice along the rays, :func:`advance_transmittance` after each, and select the next
-    slice only for rays whose transmittance is still ``>= min_transmittance``. The densities of every sample
-    :func:`composite_rays` reads are then evaluated, and no other.
-
-    Args:
-        packed_info: int32 ``[n_rays, 2]`` ``(first sample, count)``.
-        transmittance: float32 ``[n_rays]`` transmittance of each ray after its first ``start`` samples.
-        start: first position along the rays (>= 0).
-        stop: one past the last position (> start).
-        min_transmittance: early-termination threshold of the compositing.
-        device: launch device; ``None`` = the arrays' device.
-
-    Returns:
-        int32 ``[A]`` sample indices, ray by ray in increasing order. Reads back one integer (A).
-    """
-    dev = common_device([packed_info, transmittance], device)
-    check_array(packed_info, "packed_info", dtype=wp.int32, shape=(None, 2), device=dev)
-    n = packed_info.shape[0]
-    check_array(transmittance, "transmittance", dtype=wp.float32, shape=(n,), device=dev)
-    _check_slice(start, stop)
-    min_t = _check_min_transmittance(min_transmittance)
-    if n == 0:
-        return wp.empty(0, dtype=wp.int32, device=dev)
-    counts = wp.empty(n, dtype=wp.int32, device=dev)
-    offsets = wp.empty(n, dtype=wp.int32, device=dev)
-    launch_split(_slice_count_kernel, n, [packed_info, transmittance, int(start), int(stop), min_t, counts], dev)
-    wp.utils.array_scan(counts, offsets, inclusive=False)
-    total = int(offsets[n - 1:].numpy()[0]) + int(counts[n - 1:].numpy()[0])
-    indices = wp.empty(total, dtype=wp.int32, device=dev)
-    if total:
-        launch_split(_slice_write_kernel, n, [packed_info, counts, offsets, int(start), indices], dev)
-    return indices
-
-
-def advance_transmittance(
-    t_starts: wp.array,
-    t_ends: wp.array,
-    sigmas: wp.array,
-    packed_info: wp.array,
-    transmittance: wp.array,
-    start: int,
-    stop: int,
-    *,
-    min_transmittance: float = DEFAULT_MIN_TRANSMITTANCE,
-    device: wp.context.Devicelike = None,
-) -> wp.array:
-    """Multiply each ray's ``transmittance`` (float32 ``[n_rays]``, in place) through its samples
-    ``start <= j < stop``, stopping where compositing stops (arrival below ``min_transmittance``).
-
-    Only the densities of those samples are read (see :func:`select_sample_slice`). Returns ``transmittance``.
-    """
-    dev = common_device([t_starts, t_ends, sigmas, packed_info, transmittance], device)
-    n_rays, _ = _check_samples(packed_info, t_starts, t_ends, sigmas, dev)
-    check_array(transmittance, "transmittance", dtype=wp.float32, shape=(n_rays,), device=dev)
-    _check_slice(start, stop)
-    launch_split(_advance_kernel, n_rays, [packed_info, t_starts, t_ends, sigmas, int(start), int(stop),
-                                           _check_min_transmittance(min_transmittance), transmittance], dev)
-    return transmittance

@@ -1,10 +1,11 @@
 """Rendering a NeRF: rays -> occupancy-grid marching -> field inference -> compositing, in bounded tiles.
 
 Nothing here owns the field or the grid (nerfacc-style): the functions take them as arguments, so training
-previews, evaluation, camera paths and the live bridge share one path. Rays are marched without jitter and
-in tiles of ``tile_rays``; a tile whose samples exceed ``sample_budget`` is finished in several marching
-passes (the ray marcher keeps the longest prefix of rays that fits), so memory stays bounded whatever the
-scene.
+previews, evaluation, camera paths and the live bridge share one path. Rays are marched without jitter, in
+tiles of ``tile_rays`` and in windows along the rays (instant-ngp's inference tracer,
+:mod:`warp_kernels.inference_marching`): every live ray marches its next few samples, they are evaluated and
+composited, and opaque or finished rays drop out, so nothing behind a ray's termination point is marched or
+evaluated beyond the window it falls in, and memory stays within ``sample_budget`` samples whatever the scene.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ import warp as wp
 from ngp_sdk.core.cameras import Intrinsics, camera_ray_tiles
 from ngp_sdk.nerf.field import NerfField
 from ngp_sdk.nerf.occupancy import OccupancyGrid
-from warp_kernels.compaction import select_samples
-from warp_kernels.ray_marching import RaySamples, march_rays
-from warp_kernels.volume_rendering import (
-    advance_transmittance,
-    composite_rays,
-    render_weight_from_density,
-    select_sample_slice,
+from warp_kernels.compaction import gather_ints, select_samples
+from warp_kernels.inference_marching import (
+    WindowSamples,
+    composite_window_colors,
+    composite_window_density,
+    march_spans,
+    march_window,
 )
+from warp_kernels.ray_marching import RaySamples
+from warp_kernels.volume_rendering import render_weight_from_density
 
-__all__ = ["RenderSettings", "RenderedImage", "alive_samples", "render_rays", "render_camera"]
+__all__ = ["RenderSettings", "RenderedImage", "RenderBuffers", "alive_samples", "render_rays", "render_camera"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,14 +41,14 @@ class RenderSettings:
         min_transmittance: early termination of compositing.
         max_samples_per_ray: marching cap per ray.
         tile_rays: rays per tile (bounds memory with ``sample_budget``).
-        sample_budget: most samples evaluated at once (>= ``max_samples_per_ray``).
-        first_slice: samples per ray of the first density slice (early ray termination; see the module).
+        sample_budget: most sample slots of one window (all live rays together).
+        first_slice: samples per ray of the first window (each later window doubles; see the module).
     """
 
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     min_transmittance: float = 1e-4
     max_samples_per_ray: int = 1024
-    tile_rays: int = 1 << 14
+    tile_rays: int = 1 << 16
     sample_budget: int = 1 << 18
     first_slice: int = 8
 
@@ -79,6 +82,38 @@ def alive_samples(samples: RaySamples, sigma: wp.array, min_transmittance: float
     return select_samples(trans, min_transmittance, indices=idx, scratch=scratch)
 
 
+class RenderBuffers:
+    """Scratch of :func:`render_rays` (window slots, row indices, live-ray lists), reused across tiles and
+    windows and grown when a call needs more."""
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self.slots = self.rays = 0
+
+    def ensure(self, slots: int, rays: int) -> RenderBuffers:
+        dev = self.device
+        if slots > self.slots:
+            self.slots = slots
+            self.slot_arrays = [wp.empty(shape, dtype=wp.float32, device=dev)
+                                for shape in (slots, slots, slots, (slots, 3), (slots, 3))]
+            self.weights = wp.empty(slots, dtype=wp.float32, device=dev)
+            self.rows = wp.empty(slots, dtype=wp.int32, device=dev)
+            self.scratch = wp.empty(2 * slots, dtype=wp.int32, device=dev)
+        if rays > self.rays:
+            self.rays = rays
+            self.ray_arrays = [wp.empty(rays, dtype=wp.int32, device=dev) for _ in range(2)]
+            self.alive = wp.empty(rays, dtype=wp.float32, device=dev)
+            self.live = [wp.empty(rays, dtype=wp.int32, device=dev) for _ in range(2)]
+            self.picked = wp.empty(rays, dtype=wp.int32, device=dev)
+            self.ray_scratch = wp.empty(2 * rays, dtype=wp.int32, device=dev)
+        return self
+
+    @property
+    def window(self) -> WindowSamples:
+        """Output buffers for :func:`~warp_kernels.inference_marching.march_window`."""
+        return WindowSamples(0, *self.ray_arrays, *self.slot_arrays)
+
+
 def render_rays(
     field: NerfField,
     grid: OccupancyGrid,
@@ -91,44 +126,54 @@ def render_rays(
     out_rgb: np.ndarray,
     out_depth: np.ndarray,
     out_opacity: np.ndarray,
+    buffers: RenderBuffers | None = None,
 ) -> None:
-    """Render rays ``[n, 3]`` (internal space) into NumPy outputs ``[n, 3]``, ``[n]``, ``[n]``."""
+    """Render rays ``[n, 3]`` (internal space) into NumPy outputs ``[n, 3]``, ``[n]``, ``[n]``.
+
+    Windowed marching (:mod:`warp_kernels.inference_marching`): every live ray marches its next ``w`` samples
+    (``w = first_slice`` first, doubling each round, at most ``sample_budget`` slots in all), their densities
+    are evaluated and composited, the colours of the samples the ray still sees are evaluated and added, and
+    opaque or finished rays leave the live set. No sample behind a ray's termination point is marched beyond
+    the window it falls in.
+    """
     n = origins.shape[0]
-    budget = max(settings.sample_budget, settings.max_samples_per_ray)
-    start = 0
-    while start < n:
-        s = march_rays(origins[start:], directions[start:], grid.bitfield, n_cascades=grid.n_cascades, aabb=aabb,
-                       max_samples_per_ray=settings.max_samples_per_ray, max_total_samples=budget, jitter=False)
-        k = s.n_rays_kept
-        if s.n_samples:
-            sigma = _infer_density_by_slices(field, s, params, settings)
-            rgb = field.infer_color(s.directions, alive_samples(s, sigma, settings.min_transmittance), params)
-        else:
-            sigma = wp.empty(0, dtype=wp.float32, device=field.device)
-            rgb = wp.empty((0, 3), dtype=wp.float32, device=field.device)
-        r = composite_rays(s.t_starts, s.t_ends, sigma, rgb, s.packed_info[:k], background=settings.background,
-                           min_transmittance=settings.min_transmittance)
-        out_rgb[start:start + k] = r.colors.numpy()
-        out_depth[start:start + k] = r.depths.numpy()
-        out_opacity[start:start + k] = r.opacities.numpy()
-        start += k
-
-
-def _infer_density_by_slices(field: NerfField, s: RaySamples, params, settings: RenderSettings) -> wp.array:
-    """Densities of the samples compositing reads (others stay 0): slices along the rays, doubling in length."""
-    packed = s.packed_info[: s.n_rays_kept]
-    sigma = field.begin_density_rows(s.n_samples)
-    trans = wp.full(packed.shape[0], 1.0, dtype=wp.float32, device=field.device)
-    min_t = settings.min_transmittance
-    start, stop = 0, max(1, settings.first_slice)
-    while start < settings.max_samples_per_ray:
-        rows = select_sample_slice(packed, trans, start, stop, min_transmittance=min_t)
-        if rows.shape[0] == 0:
-            break
-        field.infer_density_rows(s.positions, rows, params)
-        advance_transmittance(s.t_starts, s.t_ends, sigma, packed, trans, start, stop, min_transmittance=min_t)
-        start, stop = stop, stop + 2 * (stop - start)
-    return sigma
+    if n == 0:
+        return
+    dev = field.device
+    budget = max(settings.sample_budget, 1)
+    first = max(1, settings.first_slice)
+    buf = (buffers or RenderBuffers(dev)).ensure(min(budget, n * first), n)
+    state = march_spans(origins, directions, n_cascades=grid.n_cascades, aabb=aabb)
+    trans = wp.full(n, 1.0, dtype=wp.float32, device=dev)
+    opacity = wp.zeros(n, dtype=wp.float32, device=dev)
+    depth = wp.zeros(n, dtype=wp.float32, device=dev)
+    color = wp.zeros((n, 3), dtype=wp.float32, device=dev)
+    rays = buf.live[0][:n]
+    wp.copy(rays, wp.array(np.arange(n, dtype=np.int32), dtype=wp.int32, device=dev))
+    window, flip = first, 1
+    while rays.shape[0]:
+        a = rays.shape[0]
+        w = max(1, min(window, buf.slots // a, settings.max_samples_per_ray or 1))
+        s = march_window(state, origins, directions, grid.bitfield, rays, w,
+                         max_samples_per_ray=settings.max_samples_per_ray, out=buf.window)
+        sigma = field.begin_density_rows(a * w)
+        field.infer_density_rows(s.positions, select_samples(s.valid, 0.5, indices=buf.rows, scratch=buf.scratch),
+                                 params)
+        weights, alive = composite_window_density(s, sigma, rays, trans, opacity, depth,
+                                                  min_transmittance=settings.min_transmittance,
+                                                  weights=buf.weights, alive=buf.alive)
+        seen = select_samples(weights, 0.0, indices=buf.rows, scratch=buf.scratch)
+        if seen.shape[0]:
+            rgb = field.infer_color(s.directions, seen, params)
+            composite_window_colors(s, weights, rgb, rays, color)
+        keep = select_samples(alive, 0.5, indices=buf.picked, scratch=buf.ray_scratch)
+        rays = gather_ints(rays, keep, out=buf.live[flip][: keep.shape[0]]) if keep.shape[0] else rays[:0]
+        flip, window = 1 - flip, 2 * window
+    o = opacity.numpy()
+    bg = np.asarray(settings.background, dtype=np.float32)
+    out_rgb[:] = color.numpy() + (np.float32(1.0) - o)[:, None] * bg
+    out_depth[:] = depth.numpy()
+    out_opacity[:] = o
 
 
 def render_camera(
@@ -148,8 +193,9 @@ def render_camera(
     rgb = np.empty((n, 3), np.float32)
     depth = np.empty(n, np.float32)
     opacity = np.empty(n, np.float32)
+    buffers = RenderBuffers(field.device)
     for s, e, o, d in camera_ray_tiles(c2w, intrinsics, settings.tile_rays, field.device):
         render_rays(field, grid, o, d, aabb=aabb, settings=settings, params=params, out_rgb=rgb[s:e],
-                    out_depth=depth[s:e], out_opacity=opacity[s:e])
+                    out_depth=depth[s:e], out_opacity=opacity[s:e], buffers=buffers)
     depth = np.where(opacity > 1e-6, depth / np.maximum(opacity, 1e-6), 0.0).astype(np.float32)
     return RenderedImage(rgb.reshape(h, w, 3), depth.reshape(h, w), opacity.reshape(h, w))

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["render_weights_ref", "composite_ref", "composite_backward_ref", "weights_backward_ref",
-           "visible_sample_slices_ref"]
+__all__ = ["render_weights_ref", "composite_ref", "composite_backward_ref", "weights_backward_ref"]
 
 
 def _ray_slices(packed_info):
@@ -120,26 +119,3 @@ def composite_backward_ref(
         g_rgb[sl] = w[:, None] * gc[r]
         g_bg[r] = (1.0 - w.sum()) * gc[r]
     return g_sig, g_rgb, g_bg
-
-
-def visible_sample_slices_ref(t_starts, t_ends, sigmas, packed_info, bounds, min_transmittance=1e-4):
-    """The sample indices each slice ``[start, stop)`` of ``bounds`` selects, in float64: samples at positions
-    ``start <= j < stop`` along rays whose transmittance after their first ``start`` samples (stopping where
-    compositing stops) is still ``>= min_transmittance``. Also returns the final per-ray transmittance."""
-    dt = np.asarray(t_ends, np.float64) - np.asarray(t_starts, np.float64)
-    sig = np.asarray(sigmas, np.float64)
-    info = np.asarray(packed_info, np.int64)
-    trans = np.ones(info.shape[0])
-    out = []
-    for start, stop in bounds:
-        sel = []
-        for r, (first, count) in enumerate(info):
-            if trans[r] >= min_transmittance:
-                sel.extend(range(first + start, first + min(count, stop)))
-        for r, (first, count) in enumerate(info):
-            for j in range(start, min(stop, count)):
-                if trans[r] < min_transmittance:
-                    break
-                trans[r] *= np.exp(-sig[first + j] * dt[first + j])
-        out.append(np.asarray(sel, np.int64))
-    return out, trans

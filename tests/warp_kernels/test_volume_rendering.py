@@ -9,12 +9,10 @@ import warp as wp
 from tests.reference import volume_rendering_ref as ref
 from warp_kernels.device import KernelArgumentError
 from warp_kernels.volume_rendering import (
-    advance_transmittance,
     composite_rays,
     composite_rays_backward,
     render_weight_from_density,
     render_weight_from_density_backward,
-    select_sample_slice,
 )
 
 
@@ -257,37 +255,3 @@ def test_argument_checks(device):
 
 
 # -- early ray termination for inference: density slices along the rays -------------------------------------
-
-
-@pytest.mark.parametrize("n_rays", [7, 5000])  # 5000 rays take the split (multi-threaded) CPU path
-def test_sample_slices_match_reference_and_cover_what_compositing_reads(device, n_rays):
-    rng = np.random.default_rng(n_rays)
-    b = _batch(rng.integers(0, 40, n_rays), seed=3, sigma_max=60.0)
-    bounds = [(0, 2), (2, 6), (6, 14), (14, 30), (30, 62)]
-    want, want_t = ref.visible_sample_slices_ref(b["t_starts"], b["t_ends"], b["sigmas"], b["packed_info"], bounds)
-    w = _wp(b, device)
-    trans = wp.full(n_rays, 1.0, dtype=wp.float32, device=device)
-    evaluated = np.zeros(b["sigmas"].size, bool)
-    for (start, stop), idx in zip(bounds, want, strict=True):
-        got = select_sample_slice(w["packed_info"], trans, start, stop).numpy()
-        np.testing.assert_array_equal(got, idx)
-        evaluated[got] = True
-        advance_transmittance(w["t_starts"], w["t_ends"], w["sigmas"], w["packed_info"], trans, start, stop)
-    np.testing.assert_allclose(trans.numpy(), want_t, rtol=1e-4, atol=1e-12)
-    # compositing with only the evaluated densities (others 0) gives the same image, and some were skipped
-    sig0 = np.where(evaluated, b["sigmas"], np.float32(0.0)).astype(np.float32)
-    full = composite_rays(*_args(w), background=(1.0, 1.0, 1.0))
-    part = composite_rays(w["t_starts"], w["t_ends"], wp.array(sig0, device=device), w["rgbs"], w["packed_info"],
-                          background=(1.0, 1.0, 1.0))
-    np.testing.assert_array_equal(part.colors.numpy(), full.colors.numpy())
-    np.testing.assert_array_equal(part.depths.numpy(), full.depths.numpy())
-    assert evaluated.mean() < 0.7
-
-
-def test_sample_slice_argument_checks(device):
-    info = wp.zeros((3, 2), dtype=wp.int32, device=device)
-    with pytest.raises(KernelArgumentError, match="start"):
-        select_sample_slice(info, wp.ones(3, dtype=wp.float32, device=device), 4, 4)
-    with pytest.raises(KernelArgumentError, match="transmittance"):
-        select_sample_slice(info, wp.ones(2, dtype=wp.float32, device=device), 0, 4)
-    assert select_sample_slice(info, wp.ones(3, dtype=wp.float32, device=device), 0, 4).shape == (0,)
