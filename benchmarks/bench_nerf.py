@@ -220,6 +220,9 @@ def bench_ngp(args, out_dir: Path | None) -> dict:
     task.field._saved = None
     ngp["march_s"] = median_time(lambda: _train_batch(task, seed + 1), args.renders + 2, warmup=1)
     ngp["batch"] = {"rays": k, "samples": s.n_samples, "alive_samples": int(alive.shape[0])}
+    from warp_kernels.hash_encoding import forward_schedule
+
+    ngp["hash_forward_schedule"] = forward_schedule(task.field.grid.layout)  # CPU: measured or forced
 
     # -- rendering ---------------------------------------------------------------------------------------
     val = load_nerf_dataset(args.data, split="val", downscale=args.downscale, max_frames=1, load_images=False)

@@ -16,18 +16,22 @@ Semantics (tcnn ``GridEncodingTemplated``, grid type Hash):
 - the parameter buffer is flat: level ``l`` starts at entry ``offsets[l]``, entry ``e`` holds features
   ``params[e * F : (e + 1) * F]``. The output is row-major ``[N, n_levels * F]`` with level-major columns.
 
-On CUDA, launches run over ``(level, point)`` with level as the slow index (tcnn's layout). On CPU a thread
-encodes every level of one point (measured 1.3-2x faster on this 2-core machine than level-major threads: the
-point is read once and its output row written contiguously); forward launches are split across cores by point,
-the table backward by *level* (workers take the finest, slowest levels first) so each core owns a disjoint
-slice of the table.
+On CUDA, launches run over ``(level, point)`` with level as the slow index (tcnn's layout). On CPU the table
+backward runs one launch per *level* (workers take the finest, slowest levels first) so each core owns a disjoint
+slice of the table. Which CPU forward is faster depends on the machine: every level of a point in one thread
+(the point read once, its output row written contiguously; 1.3-2x faster on an Intel Xeon) or one launch per
+level (each level's table stays in cache while all points pass; 1.15-1.5x faster on an AMD EPYC VM). Both give
+bit-identical output, so the forward times its first large calls with each schedule per layout and keeps the
+faster (:data:`FORWARD_SCHEDULE_ENV` forces one).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +48,8 @@ __all__ = [
     "hash_encode_backward",
     "hash_encode_input_grad",
     "encoding_kernels",
+    "FORWARD_SCHEDULE_ENV",
+    "forward_schedule",
 ]
 
 #: Coherent prime hash multipliers of tcnn, one per input dimension.
@@ -444,6 +450,63 @@ def _check_inputs(layout: HashGridLayout, positions: wp.array, params: wp.array 
     return positions.shape[0]
 
 
+#: environment variable forcing the CPU forward schedule: ``points`` (all levels of a point per thread) or
+#: ``levels`` (one launch per level); unset = measured per layout.
+FORWARD_SCHEDULE_ENV = "NGP_HASH_FORWARD_SCHEDULE"
+_SCHEDULES = ("points", "levels")
+#: forward calls with fewer points keep the per-point schedule and are not timed (thread hand-offs dominate)
+_TIMED_MIN_POINTS = 1 << 15
+#: timed (split) calls before the choice is made
+_TIMED_CALLS = 4
+
+
+class _ForwardScheduler:
+    """Chooses the CPU forward schedule per layout from its first large calls: each is split in two halves, one
+    encoded per schedule (the order swapped from call to call), and the schedule with less time per point over
+    :data:`_TIMED_CALLS` calls is kept. No work is repeated: the halves are the call's own output."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seconds_per_point: dict[HashGridLayout, dict[str, float]] = {}
+        self._calls: dict[HashGridLayout, int] = {}
+        self._choice: dict[HashGridLayout, str] = {}
+
+    def plan(self, layout: HashGridLayout, n: int) -> tuple[str, ...]:
+        """Schedules of the call: one name (run it on all points) or two (time the halves)."""
+        forced = os.environ.get(FORWARD_SCHEDULE_ENV, "")
+        if forced in _SCHEDULES:
+            return (forced,)
+        with self._lock:
+            if layout in self._choice or n < _TIMED_MIN_POINTS:
+                return (self._choice.get(layout, "points"),)
+            return _SCHEDULES if self._calls.get(layout, 0) % 2 == 0 else _SCHEDULES[::-1]
+
+    def record(self, layout: HashGridLayout, timings: dict[str, float]) -> None:
+        """``timings``: seconds per point of each schedule in one call."""
+        with self._lock:
+            total = self._seconds_per_point.setdefault(layout, dict.fromkeys(_SCHEDULES, 0.0))
+            for k, v in timings.items():
+                total[k] += v
+            self._calls[layout] = self._calls.get(layout, 0) + 1
+            if self._calls[layout] >= _TIMED_CALLS and layout not in self._choice:
+                self._choice[layout] = min(_SCHEDULES, key=total.__getitem__)
+
+    def chosen(self, layout: HashGridLayout) -> str | None:
+        with self._lock:
+            return self._choice.get(layout)
+
+
+_FORWARD_SCHEDULER = _ForwardScheduler()
+
+
+def forward_schedule(layout: HashGridLayout) -> str | None:
+    """The CPU forward schedule chosen for ``layout`` in this process (``"points"`` or ``"levels"``), None while
+    it is still being measured (or never was: only forwards of >= 32768 points are timed; smaller ones use
+    ``"points"`` until a choice is made)."""
+    forced = os.environ.get(FORWARD_SCHEDULE_ENV, "")
+    return forced if forced in _SCHEDULES else _FORWARD_SCHEDULER.chosen(layout)
+
+
 def _launch_levels(kernel: wp.Kernel, layout: HashGridLayout, n: int, head: list, tail: list, device,
                    *, split_levels: bool) -> None:
     """Launch a (level range, point) kernel: one level per thread on CUDA; on CPU all levels of a point per
@@ -500,7 +563,22 @@ def hash_encode(
     if n == 0:
         return out
     k = encoding_kernels(layout)["forward"]
-    _launch_levels(k, layout, n, [positions, params], [out], device, split_levels=False)
+    if device.is_cuda or num_cpu_threads() == 1:
+        _launch_levels(k, layout, n, [positions, params], [out], device, split_levels=False)
+        return out
+    plan = _FORWARD_SCHEDULER.plan(layout, n)
+    if len(plan) == 1:
+        _launch_levels(k, layout, n, [positions, params], [out], device, split_levels=plan[0] == "levels")
+        return out
+    k.module.load(device)  # (a first call must not charge loading to one schedule)
+    half = n // 2
+    timings = {}
+    for mode, (lo, hi) in zip(plan, ((0, half), (half, n)), strict=True):
+        start = time.perf_counter()
+        _launch_levels(k, layout, hi - lo, [positions[lo:hi], params], [out[lo:hi]], device,
+                       split_levels=mode == "levels")
+        timings[mode] = (time.perf_counter() - start) / (hi - lo)
+    _FORWARD_SCHEDULER.record(layout, timings)
     return out
 
 

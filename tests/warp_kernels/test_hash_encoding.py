@@ -9,7 +9,9 @@ import warp as wp
 from tests.reference import hash_encoding_ref as ref
 from warp_kernels.device import DeviceMismatchError, KernelArgumentError
 from warp_kernels.hash_encoding import (
+    FORWARD_SCHEDULE_ENV,
     HashGridLayout,
+    forward_schedule,
     hash_encode,
     hash_encode_backward,
     hash_encode_input_grad,
@@ -193,6 +195,31 @@ def test_split_launches_match_single_thread(device, monkeypatch):
     for r in results[1:]:
         for a, b in zip(results[0], r, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_cpu_forward_schedules_agree_and_one_is_chosen_by_timing(monkeypatch):
+    lay = HashGridLayout(n_dims=3, n_levels=6, n_features_per_level=2, log2_hashmap_size=14,
+                         base_resolution=8, per_level_scale=1.7)
+    rng = np.random.default_rng(12)
+    x_np = rng.random((40000, 3)).astype(np.float32)
+    x_np[:500] = _away_from_faces(lay, x_np[:5000], 1e-3)[:500]  # float32 vs float64 agree off the cell faces
+    x = wp.array(x_np, device="cpu")
+    p = wp.array(init_hash_grid_params(lay, seed=2, scale=1.0), device="cpu")
+    want = ref.encode(lay, x_np[:500].astype(np.float64), p.numpy().astype(np.float64))
+    monkeypatch.setenv("NGP_NUM_THREADS", "2")
+    outs = {}
+    for mode in ("points", "levels"):
+        monkeypatch.setenv(FORWARD_SCHEDULE_ENV, mode)
+        assert forward_schedule(lay) == mode
+        outs[mode] = hash_encode(lay, x, p).numpy()
+    np.testing.assert_array_equal(outs["points"], outs["levels"])
+    np.testing.assert_allclose(outs["points"][:500], want, rtol=1e-5, atol=1e-5)
+    # measured: the first large calls encode one half per schedule (same output), then one schedule is kept
+    monkeypatch.delenv(FORWARD_SCHEDULE_ENV)
+    for _ in range(4):
+        np.testing.assert_array_equal(hash_encode(lay, x, p).numpy(), outs["points"])
+    assert forward_schedule(lay) in ("points", "levels")
+    np.testing.assert_array_equal(hash_encode(lay, x, p).numpy(), outs["points"])
 
 
 def test_bad_arguments_raise_typed_errors(device):
